@@ -1,0 +1,63 @@
+"""Output topics' wire contract, version 1: the orders institutions act on, and dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import AccountRef
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrailStep(OutputModel):
+    """One transfer on the way from the victim to the target, with the tainted share it carried."""
+
+    txn_id: str
+    report_id: str
+    hop: int = Field(ge=0, description="0 = the transfer the victim made")
+    from_account: AccountRef
+    to_account: AccountRef
+    tainted_amount: str = Field(description="decimal string, the part of the transfer attributed to the report")
+    at: datetime
+
+
+class FreezeAction(OutputModel):
+    """Hold the traced amount at one account. Consumers keep the highest ``version`` per ``action_id``."""
+
+    action_id: str = Field(description="stable for the target and currency")
+    version: int = Field(ge=1)
+    status: Literal["active", "released"] = Field(
+        description="released: a re-trace attributes no tainted money here any more; lift the hold"
+    )
+    target: AccountRef
+    hold_amount: str = Field(description="decimal string; tainted money attributed as still in the account")
+    currency: str
+    priority: int = Field(ge=0, le=100, description="higher = act first")
+    hop: int = Field(ge=0, description="0 = the account the victim paid")
+    tainted_received: str = Field(description="tainted money that reached the account")
+    tainted_moved_on: str = Field(description="tainted money traced out of the account")
+    report_ids: list[str]
+    txn_ids: list[str] = Field(description="the transfers that carried the money here")
+    reasons: list[str]
+    trail: list[TrailStep] = Field(description="evidence: every tainted transfer from the victims to here")
+    issued_at: datetime
+    report_received_at: datetime = Field(description="when the first report behind this action reached us")
+    hold_expires_at: datetime = Field(description="holds are time-limited; renew with new evidence")
+
+
+class DeadLetter(OutputModel):
+    """An input message we could not use, with the reason and the original bytes."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str = Field(description="short machine-readable code, e.g. malformed_json, invalid_event, oversized")
+    error: str = Field(description="what is wrong, in a sentence a partner can act on")
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"]
+    received_at: datetime

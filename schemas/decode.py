@@ -1,0 +1,106 @@
+"""Raw Kafka bytes to domain records, or a rejection a partner can act on.
+
+Nothing here raises on bad data: every message becomes either a record for the
+processors or a ``Rejection`` that the pipeline turns into a dead letter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import msgspec
+from pydantic import BaseModel, ValidationError
+
+from processors.records import AccountKey, Report, Transfer
+from schemas.events import AccountRef, BankTransaction, VictimReport
+from schemas.fast import AccountRefStruct, bank_transaction_decoder
+from schemas.fields import FieldError, parse_amount, parse_currency, parse_timestamp_ms, to_minor_units
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    error: str
+
+
+def account_key(ref: AccountRef | AccountRefStruct) -> AccountKey:
+    return (ref.kind, ref.institution, ref.account)
+
+
+def decode_bank_transaction(raw: bytes, max_bytes: int) -> Transfer | Rejection:
+    """Hot path: msgspec checks the structure, the shared parsers check the values."""
+    if len(raw) > max_bytes:
+        return _oversized(raw, max_bytes)
+    try:
+        wire = bank_transaction_decoder.decode(raw)
+        currency = parse_currency(wire.currency)
+        return Transfer(
+            txn_id=wire.txn_id,
+            source=account_key(wire.from_account),
+            target=account_key(wire.to_account),
+            amount=to_minor_units(parse_amount(wire.amount), currency),
+            currency=currency,
+            at_ms=parse_timestamp_ms(wire.executed_at),
+        )
+    except (msgspec.ValidationError, msgspec.DecodeError, FieldError):
+        # The slow, authoritative decoder words the error the way partners see it.
+        checked = _validate(BankTransaction, raw)
+        if isinstance(checked, Rejection):
+            return checked
+        return Rejection("invalid_event", "the transaction was rejected by the fast decoder; please report this")
+
+
+def decode_victim_report(raw: bytes, max_bytes: int, received_at_ms: int) -> Report | Rejection:
+    if len(raw) > max_bytes:
+        return _oversized(raw, max_bytes)
+    checked = _validate(VictimReport, raw)
+    if isinstance(checked, Rejection):
+        return checked
+    report = checked
+    transfers = tuple(
+        Transfer(
+            txn_id=sent.txn_id or f"{report.report_id}#{index}",
+            source=account_key(sent.from_account),
+            target=account_key(sent.to_account),
+            amount=to_minor_units(sent.amount, sent.currency),
+            currency=sent.currency,
+            at_ms=sent.sent_at,
+        )
+        for index, sent in enumerate(report.transfers)
+    )
+    return Report(
+        report_id=report.report_id,
+        reported_at_ms=report.reported_at,
+        received_at_ms=received_at_ms,
+        victim_id=report.victim_id,
+        country=report.country,
+        scam_type=report.scam_type,
+        transfers=transfers,
+    )
+
+
+def _validate(model: type[M], raw: bytes) -> M | Rejection:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        return _rejection(error)
+
+
+def _rejection(error: ValidationError) -> Rejection:
+    problems = error.errors(include_url=False, include_input=False)
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return Rejection("malformed_json", "the message is not valid JSON (UTF-8): " + problems[0]["msg"])
+    sentences = []
+    for problem in problems[:5]:
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        sentences.append(f"{where}: {message}" if where else message)
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return Rejection("invalid_event", "; ".join(sentences) + more)
+
+
+def _oversized(raw: bytes, max_bytes: int) -> Rejection:
+    return Rejection("oversized", f"the message is {len(raw)} bytes; the limit is {max_bytes}")

@@ -1,0 +1,97 @@
+"""Input topics' wire contract, version 1: what banks, wallets and reporting portals send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated, Literal, Self, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.fields import FieldError, parse_amount, parse_currency, parse_timestamp_ms, to_minor_units
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+
+def _as_validator(parse: Callable[[object], T]) -> Callable[[object], T]:
+    def validate(value: object) -> T:
+        try:
+            return parse(value)
+        except FieldError as error:
+            raise ValueError(str(error)) from None
+
+    return validate
+
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_as_validator(parse_amount)),
+    Field(json_schema_extra={"type": ["number", "string"], "description": "positive; number or decimal string"}),
+]
+Timestamp = Annotated[
+    int,
+    BeforeValidator(_as_validator(parse_timestamp_ms)),
+    Field(json_schema_extra={"type": "string", "format": "date-time", "description": "RFC 3339 with a zone"}),
+]
+Currency = Annotated[
+    str,
+    BeforeValidator(_as_validator(parse_currency)),
+    Field(json_schema_extra={"pattern": "^[A-Z][A-Z0-9]{2,9}$"}),
+]
+
+
+class WireModel(BaseModel):
+    # strict: no silent coercion of 123 into "123"; extra fields are ignored as the contract promises.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class AccountRef(WireModel):
+    institution: Identifier
+    account: Identifier
+    kind: Literal["bank", "ewallet", "crypto"] = "bank"
+
+
+class MoneyModel(WireModel):
+    """A model with an ``amount`` in a ``currency``: the amount must fit the currency's minor unit."""
+
+    amount: Amount
+    currency: Currency
+
+    @model_validator(mode="after")
+    def _amount_fits_currency(self) -> Self:
+        try:
+            to_minor_units(self.amount, self.currency)
+        except FieldError as error:
+            raise ValueError(f"amount: {error}") from None
+        return self
+
+
+class ReportedTransfer(MoneyModel):
+    from_account: AccountRef
+    to_account: AccountRef
+    sent_at: Timestamp
+    txn_id: Identifier | None = None
+
+
+class VictimReport(WireModel):
+    """A victim's report to the war room: who they paid, how much and when."""
+
+    report_id: Identifier
+    reported_at: Timestamp
+    victim_id: Identifier
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    scam_type: Identifier
+    transfers: Annotated[list[ReportedTransfer], Field(min_length=1, max_length=200)]
+    scammer_phones: list[Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []
+    scam_urls: list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]] = []
+
+
+class BankTransaction(MoneyModel):
+    """One executed transfer from a partner institution's feed."""
+
+    txn_id: Identifier
+    from_account: AccountRef
+    to_account: AccountRef
+    executed_at: Timestamp
