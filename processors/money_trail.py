@@ -254,6 +254,7 @@ class MoneyTrail:
         self._owner: dict[AccountKey, str] = {}
         self._traces: dict[str, CaseTrace] = {}
         self._dirty: set[str] = set()
+        self._superseded: set[Holding] = set()
 
     @property
     def traces(self) -> dict[str, CaseTrace]:
@@ -307,9 +308,6 @@ class MoneyTrail:
             if others:
                 # The money met another case's money: trace them together from scratch.
                 for other in others:
-                    stale = self._traces.pop(other, None)
-                    if stale is not None:
-                        before.update(stale.taints)
                     recomputed.discard(other)
                     self._merge(case, other)
                 continue
@@ -317,6 +315,8 @@ class MoneyTrail:
                 self._owner[account] = case
             self._traces[case] = result
             recomputed.add(case)
+        before.update(self._superseded)
+        self._superseded.clear()
         changed: dict[Holding, Taint | None] = {}
         owners: dict[Holding, CaseTrace] = {}
         for case in recomputed:
@@ -333,6 +333,12 @@ class MoneyTrail:
         return self.index.evict_older_than(self.index.watermark_ms - self.settings.history_retention_ms)
 
     def _merge(self, keep: str, gone: str) -> str:
+        # The joint trace replaces the gone case's trace. Merges also happen in add_report, between
+        # retraces: without this the old trace stayed in ``traces`` for good, and a holding only it
+        # reached was never withdrawn (None) when the joint trace no longer reached it.
+        stale = self._traces.pop(gone, None)
+        if stale is not None:
+            self._superseded.update(stale.taints)
         for report_id in self._case_reports.pop(gone):
             self._case_reports[keep].add(report_id)
             self._case_of_report[report_id] = keep

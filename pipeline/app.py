@@ -1,0 +1,45 @@
+"""The whole flow in one place.
+
+    victim-reports ─┐                         ┌─> freeze-actions   (versioned, keyed by target)
+                    ├─> decode ─> money trail ┤
+ bank-transactions ─┘      │      + freeze    └─> (metrics: lag, latency, bands)
+                           │        book
+                           └─ bad input ─────────> dead-letters   (reason + original bytes)
+
+decode: schemas.decode · trace: processors.money_trail · orders: processors.freeze_orders
+· batch loop and commit order: pipeline.worker · wire encoding: pipeline.encode
+
+The faust app owns the worker's lifecycle (signals, logging, graceful stop, data
+dir); the high-rate inputs run in InterceptionWorker's batch loop inside it.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from pipeline.worker import InterceptionWorker
+
+
+def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, InterceptionWorker]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"{settings.consumer_group}-lifecycle",
+        broker=f"kafka://{bootstrap}",
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
+        topic_partitions=1,
+    )
+    metrics = Metrics(settings.consumer_group)
+    worker = InterceptionWorker(settings, bootstrap, metrics)
+
+    @app.task
+    async def run_interception() -> None:
+        if settings.metrics_port is not None:
+            metrics.serve(settings.metrics_port)
+        await app.add_runtime_dependency(worker)
+
+    return app, worker

@@ -1,0 +1,259 @@
+"""The two numbers `interceptor bench` puts next to the pipeline's own throughput.
+
+The ceiling is a bare aiokafka consumer that only decodes JSON; the floor is faust
+used the way its tutorials read: one Record and one table update per event. Each
+measurement times consuming only, from the first record received to the last, so
+connecting, creating topics and joining the consumer group stay out of the figure.
+
+The faust baseline runs in a child process (``python -m pipeline.bench_baselines
+naive-faust ...``) because a faust worker owns its event loop and signal handlers.
+The child writes its result to a JSON file and stops itself by sending itself
+SIGTERM, the same shutdown path an operator's ``kill`` takes; the parent waits for
+it to exit and kills it if it has not within the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+# Tansu holds a new member in the join for half the session timeout; keep both short.
+SESSION_TIMEOUT_S = 6.0
+HEARTBEAT_INTERVAL_S = 1.0
+DEFAULT_TIMEOUT_S = 120.0
+
+_BATCH_BYTES = 1024 * 1024
+_MAX_RECORDS = 10_000
+_FETCH_BYTES = 16 * 1024 * 1024
+_NAIVE_FAUST_COMMAND = "naive-faust"
+_NAIVE_FAUST_RESULT = "naive-faust-result.json"
+_NAIVE_FAUST_LOG = "naive-faust.log"
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    messages: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+
+async def fill_topic(bootstrap: str, topic: str, payloads: Iterable[bytes], partitions: int = 3) -> int:
+    """Create ``topic`` if it is missing and append every payload, unkeyed; returns how many were sent.
+
+    Payloads go out in full batches spread round-robin over the partitions: the
+    producer's per-message path is several times slower on Tansu.
+    """
+    await _ensure_topic(bootstrap, topic, partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=_BATCH_BYTES)
+    await producer.start()
+    try:
+        targets = itertools.cycle(sorted(await producer.partitions_for(topic)))
+        deliveries = []
+        sent = 0
+        batch = producer.create_batch()
+        for payload in payloads:
+            if batch.append(key=None, value=payload, timestamp=None) is None:
+                deliveries.append(await producer.send_batch(batch, topic, partition=next(targets)))
+                batch = producer.create_batch()
+                batch.append(key=None, value=payload, timestamp=None)  # an empty batch always takes one record
+            sent += 1
+        if batch.record_count():
+            deliveries.append(await producer.send_batch(batch, topic, partition=next(targets)))
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def measure_bare_aiokafka(
+    bootstrap: str, topic: str, expected: int, *, timeout: float = DEFAULT_TIMEOUT_S
+) -> Throughput:
+    """Read ``expected`` messages from the start of ``topic`` with a fresh group, ``orjson.loads`` each, commit."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-bare-aiokafka-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=int(SESSION_TIMEOUT_S * 1000),
+        heartbeat_interval_ms=int(HEARTBEAT_INTERVAL_S * 1000),
+        fetch_max_bytes=_FETCH_BYTES,
+        max_partition_fetch_bytes=_FETCH_BYTES,
+    )
+    await consumer.start()
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                throughput = await _decode_until(consumer, expected)
+        except TimeoutError:
+            raise TimeoutError(
+                f"bare aiokafka did not read {expected} messages from {topic} in {timeout:.0f} s"
+            ) from None
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    return throughput
+
+
+async def measure_naive_faust(
+    bootstrap: str, topic: str, expected: int, workdir: Path, *, timeout: float = DEFAULT_TIMEOUT_S
+) -> Throughput:
+    """Run a one-agent faust worker in a child process until it has processed ``expected`` messages.
+
+    ``workdir`` receives the worker's data directory, its log and its result file.
+    """
+    partitions = await _partition_count(bootstrap, topic)
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    result_path = workdir / _NAIVE_FAUST_RESULT
+    result_path.unlink(missing_ok=True)
+    log_path = workdir / _NAIVE_FAUST_LOG
+    with log_path.open("wb") as log:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pipeline.bench_baselines",
+            _NAIVE_FAUST_COMMAND,
+            bootstrap,
+            topic,
+            str(expected),
+            str(partitions),
+            str(workdir),
+            cwd=_PROJECT_ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                await worker.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"naive faust did not read {expected} messages from {topic} in {timeout:.0f} s; see {log_path}"
+            ) from None
+        finally:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+    if not result_path.exists():
+        raise RuntimeError(f"naive faust worker exited with {worker.returncode} and no result; see {log_path}")
+    return Throughput(**orjson.loads(result_path.read_bytes()))
+
+
+async def _ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    for _name, code, message in response.topic_errors:
+        error = for_code(code)
+        if code and error is not TopicAlreadyExistsError:
+            raise error(f"cannot create {topic}: {message}")
+
+
+async def _partition_count(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if description["error_code"]:
+        raise for_code(description["error_code"])(f"cannot describe {topic}")
+    return len(description["partitions"])
+
+
+async def _decode_until(consumer: AIOKafkaConsumer, expected: int) -> Throughput:
+    consumed = 0
+    started: float | None = None
+    while consumed < expected:
+        batches = await consumer.getmany(timeout_ms=500, max_records=min(_MAX_RECORDS, expected - consumed))
+        if batches and started is None:
+            started = time.perf_counter()
+        for records in batches.values():
+            for record in records:
+                orjson.loads(record.value)
+            consumed += len(records)
+    return Throughput(consumed, time.perf_counter() - (started or time.perf_counter()))
+
+
+class TransactionRecord(faust.Record, serializer="json"):
+    """The bank-transaction contract as a faust user would first write it."""
+
+    txn_id: str
+    from_account: dict[str, str]
+    to_account: dict[str, str]
+    amount: str | float
+    currency: str
+    executed_at: str
+
+
+def _run_naive_faust(bootstrap: str, topic: str, expected: int, partitions: int, workdir: Path) -> None:
+    app_id = f"bench-naive-faust-{uuid.uuid4().hex[:12]}"
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        autodiscover=False,
+        web_enabled=False,
+        datadir=workdir / f"{app_id}-data",
+        store="memory://",
+        topic_partitions=partitions,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
+    )
+    amount_sent = app.Table("amount_sent", default=float)
+
+    @app.agent(app.topic(topic, value_type=TransactionRecord))
+    async def tally(transactions: faust.StreamT[TransactionRecord]) -> None:
+        processed = 0
+        started = 0.0
+        async for txn in transactions:
+            if not processed:
+                started = time.perf_counter()
+            sender = f"{txn.from_account['institution']}:{txn.from_account['account']}"
+            amount_sent[sender] += float(txn.amount)
+            processed += 1
+            if processed == expected:
+                _write_result(workdir / _NAIVE_FAUST_RESULT, Throughput(processed, time.perf_counter() - started))
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+def _write_result(path: Path, throughput: Throughput) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(orjson.dumps(asdict(throughput)))
+    partial.replace(path)  # the parent never reads half a file
+
+
+def _main(argv: list[str]) -> None:
+    if len(argv) != 6 or argv[0] != _NAIVE_FAUST_COMMAND:
+        raise SystemExit(
+            f"usage: python -m pipeline.bench_baselines {_NAIVE_FAUST_COMMAND} BOOTSTRAP TOPIC EXPECTED PARTITIONS WORKDIR"
+        )
+    _command, bootstrap, topic, expected, partitions, workdir = argv
+    _run_naive_faust(bootstrap, topic, int(expected), int(partitions), Path(workdir))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

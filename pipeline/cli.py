@@ -1,0 +1,168 @@
+"""The ``interceptor`` command: broker, topics, worker, demo, schemas, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import InterceptorError
+from pipeline.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings().with_overrides(
+        bootstrap_servers=getattr(args, "bootstrap", None),
+        metrics_port=getattr(args, "metrics_port", None),
+        data_dir=getattr(args, "data_dir", None),
+        consumer_group=getattr(args, "group", None),
+    )
+
+
+def _require_bootstrap(settings: Settings) -> str:
+    if not settings.bootstrap_servers:
+        raise InterceptorError(
+            "no broker given: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
+            "(`interceptor broker` starts an embedded one)"
+        )
+    return settings.bootstrap_servers
+
+
+def cmd_broker(args: argparse.Namespace) -> None:
+    from pipeline.broker import EmbeddedBroker, create_topics
+    from pipeline.topics import TOPICS
+
+    with EmbeddedBroker(args.host, args.port) as broker:
+        asyncio.run(create_topics(broker.bootstrap, TOPICS))
+        print(f"bootstrap: {broker.bootstrap}", flush=True)
+        print("embedded Tansu broker (in-memory: data is lost when it stops); Ctrl-C to stop", flush=True)
+        _wait_for_signal()
+
+
+def cmd_topics_create(args: argparse.Namespace) -> None:
+    from pipeline.broker import create_topics
+    from pipeline.topics import TOPICS
+
+    created = asyncio.run(create_topics(_require_bootstrap(_settings(args)), TOPICS))
+    print(f"created: {', '.join(created) or 'nothing, all topics exist'}")
+
+
+def cmd_topics_table(args: argparse.Namespace) -> None:
+    from pipeline.topics import topic_table_markdown
+
+    print(topic_table_markdown(), end="")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    import faust
+
+    from pipeline.app import create_app
+    from pipeline.broker import create_topics
+    from pipeline.topics import TOPICS
+
+    settings = _settings(args)
+    bootstrap = _require_bootstrap(settings)
+    asyncio.run(create_topics(bootstrap, TOPICS))
+    app, _ = create_app(settings, bootstrap)
+    faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from pipeline.demo import run_demo
+
+    run_demo(_settings(args), duration_s=args.duration)
+
+
+def cmd_schemas_export(args: argparse.Namespace) -> None:
+    from pipeline.topics import TOPICS
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(Path(args.directory), {t.name: t.model for t in TOPICS}):
+        print(path)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from pipeline.bench import run_bench
+
+    run_bench(_settings(args), transactions=args.transactions)
+
+
+def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+
+    async def wait() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    asyncio.run(wait())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interceptor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def bootstrap_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS)"
+        )
+
+    broker = commands.add_parser("broker", help="run the embedded Tansu broker in the foreground")
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--port", type=int, default=Settings().embedded_broker_port, help="0 = any free port")
+    broker.set_defaults(run=cmd_broker)
+
+    topics = commands.add_parser("topics", help="manage the topic catalogue").add_subparsers(
+        dest="action", required=True
+    )
+    create = topics.add_parser("create", help="create every catalogue topic that is missing")
+    bootstrap_flag(create)
+    create.set_defaults(run=cmd_topics_create)
+    topics.add_parser("table", help="print the catalogue as a Markdown table").set_defaults(run=cmd_topics_table)
+
+    worker = commands.add_parser("worker", help="run the pipeline worker")
+    bootstrap_flag(worker)
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    worker.add_argument("--data-dir", type=Path, help="local state directory (default .interceptor)")
+    worker.add_argument("--group", help="consumer group (default interceptor)")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(run=cmd_worker)
+
+    demo = commands.add_parser("demo", help="broker + worker + synthetic scam scenario, printing freeze actions")
+    bootstrap_flag(demo)
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    demo.add_argument("--metrics-port", type=int, help="serve the worker's Prometheus metrics on this port")
+    demo.set_defaults(run=cmd_demo)
+
+    schemas = commands.add_parser("schemas", help="the wire contract").add_subparsers(dest="action", required=True)
+    export = schemas.add_parser("export", help="write a JSON Schema for every topic into DIR")
+    export.add_argument("directory", metavar="DIR")
+    export.set_defaults(run=cmd_schemas_export)
+
+    bench = commands.add_parser("bench", help="throughput and latency figures on the embedded broker")
+    bootstrap_flag(bench)
+    bench.add_argument("--transactions", type=int, default=200_000, help="bank transactions per throughput run")
+    bench.set_defaults(run=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.run(args)
+    except InterceptorError as error:
+        print(f"interceptor: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

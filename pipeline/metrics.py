@@ -1,0 +1,57 @@
+"""Every metric the worker exposes, named as the Kafka exporters name theirs.
+
+Each worker owns its registry, so several can run in one process (tests) without clashes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
+BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    def __init__(self, consumer_group: str) -> None:
+        self.consumer_group = consumer_group
+        self.registry = CollectorRegistry()
+        self.events_consumed = Counter(
+            "interceptor_events_consumed_total", "Input messages consumed", ["topic"], registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "interceptor_dead_letters_total", "Input messages sent to dead-letters", ["topic", "reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.actions_emitted = Counter(
+            "interceptor_actions_emitted_total", "Freeze action versions emitted", ["band", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.report_to_first_action = Histogram(
+            "interceptor_report_to_first_action_seconds",
+            "From a report reaching the broker to the first freeze action it caused being delivered",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.batch_seconds = Histogram(
+            "interceptor_batch_processing_seconds", "Decode, trace, publish and commit of one batch",
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "interceptor_batch_records", "Records per consumed batch",
+            buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000), registry=self.registry,
+        )  # fmt: skip
+        self.consumer_lag = Gauge(
+            "kafka_consumergroup_lag", "Messages behind the partition's high-water mark",
+            ["consumergroup", "topic", "partition"], registry=self.registry,
+        )  # fmt: skip
+        self.indexed_transactions = Gauge(
+            "interceptor_indexed_transactions", "Bank transactions held for tracing", registry=self.registry
+        )
+        self.live_freeze_actions = Gauge(
+            "interceptor_live_freeze_actions", "Active freeze actions", registry=self.registry
+        )
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(self.consumer_group, topic, str(partition)).set(lag)
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104 - scraped from outside

@@ -1,0 +1,74 @@
+"""Rebuild the worker's state after a start or a takeover, from the topics themselves.
+
+The trace is a pure function of its inputs, so state is rebuilt by replaying the
+input topics up to the group's committed offsets, and the freeze book by reading
+back every action already issued. Nothing is emitted while replaying: the batch
+after the committed offsets is redelivered and processed as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from pipeline.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+Records = Sequence[ConsumerRecord[bytes, bytes]]
+
+
+async def read_partitions(
+    bootstrap: str,
+    stop_at: dict[TopicPartition, int | None],
+    apply: Callable[[Records], None],
+    timeout_s: float = 600.0,
+) -> int:
+    """Feed ``apply`` every record from the start of each partition up to its offset (None = its end).
+
+    The end is the high-water mark that fetch responses carry (Tansu's ListOffsets is wrong).
+    """
+    if not stop_at:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
+    await consumer.start()
+    applied = 0
+    try:
+        consumer.assign(list(stop_at))
+        await consumer.seek_to_beginning(*stop_at)
+        pending = {tp for tp, offset in stop_at.items() if offset != 0}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"recovery did not reach the end of {sorted(pending)} within {timeout_s} s")
+            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=50_000)
+            for tp, records in batches.items():
+                limit = stop_at[tp]
+                wanted = records if limit is None else [r for r in records if r.offset < limit]
+                apply(wanted)
+                applied += len(wanted)
+            for tp in list(pending):
+                target = stop_at[tp]
+                if target is None:
+                    target = consumer.highwater(tp)
+                if target is not None and await consumer.position(tp) >= target:
+                    pending.discard(tp)
+        return applied
+    finally:
+        await consumer.stop()
+
+
+async def partitions_of(bootstrap: str, topic: str) -> set[int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        return set(consumer.partitions_for_topic(topic) or ())
+    finally:
+        await consumer.stop()
