@@ -22,14 +22,17 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.broker import create_topics
+from pipeline.errors import BrokerError, InterceptorError
+from pipeline.topics import BANK_TRANSACTIONS
 
 # Tansu holds a new member in the join for half the session timeout; keep both short.
 SESSION_TIMEOUT_S = 6.0
@@ -38,8 +41,9 @@ DEFAULT_TIMEOUT_S = 120.0
 
 _BATCH_BYTES = 1024 * 1024
 _MAX_RECORDS = 10_000
-_FETCH_BYTES = 16 * 1024 * 1024
+_MODULE = "pipeline.bench_baselines"
 _NAIVE_FAUST_COMMAND = "naive-faust"
+_NAIVE_FAUST_USAGE = f"python -m {_MODULE} {_NAIVE_FAUST_COMMAND} BOOTSTRAP TOPIC EXPECTED PARTITIONS WORKDIR"
 _NAIVE_FAUST_RESULT = "naive-faust-result.json"
 _NAIVE_FAUST_LOG = "naive-faust.log"
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -58,25 +62,26 @@ class Throughput:
 async def fill_topic(bootstrap: str, topic: str, payloads: Iterable[bytes], partitions: int = 3) -> int:
     """Create ``topic`` if it is missing and append every payload, unkeyed; returns how many were sent.
 
-    Payloads go out in full batches spread round-robin over the partitions: the
-    producer's per-message path is several times slower on Tansu.
+    Payloads are dealt round-robin into one batch per partition and each batch is
+    sent when full: the producer's per-message ``send`` is several times slower on Tansu.
     """
-    await _ensure_topic(bootstrap, topic, partitions)
+    await create_topics(bootstrap, [replace(BANK_TRANSACTIONS, name=topic, partitions=partitions)])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=_BATCH_BYTES)
     await producer.start()
     try:
-        targets = itertools.cycle(sorted(await producer.partitions_for(topic)))
+        partition_ids = sorted(await producer.partitions_for(topic))
+        open_batches = {partition: producer.create_batch() for partition in partition_ids}
         deliveries = []
         sent = 0
-        batch = producer.create_batch()
-        for payload in payloads:
-            if batch.append(key=None, value=payload, timestamp=None) is None:
-                deliveries.append(await producer.send_batch(batch, topic, partition=next(targets)))
-                batch = producer.create_batch()
-                batch.append(key=None, value=payload, timestamp=None)  # an empty batch always takes one record
+        for partition, payload in zip(itertools.cycle(partition_ids), payloads, strict=False):
+            if open_batches[partition].append(key=None, value=payload, timestamp=None) is None:
+                deliveries.append(await producer.send_batch(open_batches[partition], topic, partition=partition))
+                open_batches[partition] = producer.create_batch()
+                open_batches[partition].append(key=None, value=payload, timestamp=None)  # an empty batch takes any one
             sent += 1
-        if batch.record_count():
-            deliveries.append(await producer.send_batch(batch, topic, partition=next(targets)))
+        for partition, batch in open_batches.items():
+            if batch.record_count():
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
@@ -95,19 +100,14 @@ async def measure_bare_aiokafka(
         enable_auto_commit=False,
         session_timeout_ms=int(SESSION_TIMEOUT_S * 1000),
         heartbeat_interval_ms=int(HEARTBEAT_INTERVAL_S * 1000),
-        fetch_max_bytes=_FETCH_BYTES,
-        max_partition_fetch_bytes=_FETCH_BYTES,
     )
-    await consumer.start()
     try:
-        try:
-            async with asyncio.timeout(timeout):
-                throughput = await _decode_until(consumer, expected)
-        except TimeoutError:
-            raise TimeoutError(
-                f"bare aiokafka did not read {expected} messages from {topic} in {timeout:.0f} s"
-            ) from None
-        await consumer.commit()
+        async with asyncio.timeout(timeout):
+            await consumer.start()  # joins the group: half the session timeout on Tansu
+            throughput = await _decode_until(consumer, expected)
+            await consumer.commit()
+    except TimeoutError:
+        raise TimeoutError(f"bare aiokafka did not read {expected} messages from {topic} in {timeout:.0f} s") from None
     finally:
         await consumer.stop()
     return throughput
@@ -120,55 +120,43 @@ async def measure_naive_faust(
 
     ``workdir`` receives the worker's data directory, its log and its result file.
     """
-    partitions = await _partition_count(bootstrap, topic)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     result_path = workdir / _NAIVE_FAUST_RESULT
     result_path.unlink(missing_ok=True)
     log_path = workdir / _NAIVE_FAUST_LOG
+    worker = None
     with log_path.open("wb") as log:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pipeline.bench_baselines",
-            _NAIVE_FAUST_COMMAND,
-            bootstrap,
-            topic,
-            str(expected),
-            str(partitions),
-            str(workdir),
-            cwd=_PROJECT_ROOT,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
         try:
             async with asyncio.timeout(timeout):
-                await worker.wait()
+                partitions = await _partition_count(bootstrap, topic)
+                worker = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    _MODULE,
+                    _NAIVE_FAUST_COMMAND,
+                    bootstrap,
+                    topic,
+                    str(expected),
+                    str(partitions),
+                    str(workdir),
+                    cwd=_PROJECT_ROOT,  # so `-m pipeline...` imports this very package
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                await worker.wait()  # the worker stops itself once it has its figure
         except TimeoutError:
             raise TimeoutError(
                 f"naive faust did not read {expected} messages from {topic} in {timeout:.0f} s; see {log_path}"
             ) from None
         finally:
-            if worker.returncode is None:
+            if worker is not None and worker.returncode is None:
                 worker.kill()
                 await worker.wait()
     if not result_path.exists():
-        raise RuntimeError(f"naive faust worker exited with {worker.returncode} and no result; see {log_path}")
+        raise InterceptorError(f"the naive faust worker exited with {worker.returncode} and no result; see {log_path}")
     return Throughput(**orjson.loads(result_path.read_bytes()))
-
-
-async def _ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    finally:
-        await admin.close()
-    for _name, code, message in response.topic_errors:
-        error = for_code(code)
-        if code and error is not TopicAlreadyExistsError:
-            raise error(f"cannot create {topic}: {message}")
 
 
 async def _partition_count(bootstrap: str, topic: str) -> int:
@@ -179,7 +167,7 @@ async def _partition_count(bootstrap: str, topic: str) -> int:
     finally:
         await admin.close()
     if description["error_code"]:
-        raise for_code(description["error_code"])(f"cannot describe {topic}")
+        raise BrokerError(f"cannot read {topic}'s partitions from {bootstrap}: error code {description['error_code']}")
     return len(description["partitions"])
 
 
@@ -248,9 +236,7 @@ def _write_result(path: Path, throughput: Throughput) -> None:
 
 def _main(argv: list[str]) -> None:
     if len(argv) != 6 or argv[0] != _NAIVE_FAUST_COMMAND:
-        raise SystemExit(
-            f"usage: python -m pipeline.bench_baselines {_NAIVE_FAUST_COMMAND} BOOTSTRAP TOPIC EXPECTED PARTITIONS WORKDIR"
-        )
+        raise SystemExit(f"usage: {_NAIVE_FAUST_USAGE}")
     _command, bootstrap, topic, expected, partitions, workdir = argv
     _run_naive_faust(bootstrap, topic, int(expected), int(partitions), Path(workdir))
 

@@ -90,24 +90,30 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def create_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+async def create_topics(
+    bootstrap: str, topics: Iterable[TopicSpec], prefix: str = "", timeout_s: float = 30.0
+) -> list[str]:
     """Create the catalogue's topics that are missing; returns the names created."""
     specs = list(topics)
+    names = {spec.name: prefix + spec.name for spec in specs}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in specs if t.name not in existing]
+        missing = [t for t in specs if names[t.name] not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(t.name, t.partitions, replication_factor=1, topic_configs=t.config) for t in missing]
+                    [
+                        NewTopic(names[t.name], t.partitions, replication_factor=1, topic_configs=t.config)
+                        for t in missing
+                    ]
                 )
         deadline = time.monotonic() + timeout_s
-        while not {t.name for t in specs} <= set(await admin.list_topics()):
+        while not set(names.values()) <= set(await admin.list_topics()):
             if time.monotonic() > deadline:
                 raise BrokerError(f"topics did not appear on {bootstrap} within {timeout_s} s")
             await asyncio.sleep(0.1)
-        return [t.name for t in missing]
+        return [names[t.name] for t in missing]
     finally:
         await admin.close()

@@ -37,7 +37,7 @@ def cmd_broker(args: argparse.Namespace) -> None:
     from pipeline.topics import TOPICS
 
     with EmbeddedBroker(args.host, args.port) as broker:
-        asyncio.run(create_topics(broker.bootstrap, TOPICS))
+        asyncio.run(create_topics(broker.bootstrap, TOPICS, Settings().topic_prefix))
         print(f"bootstrap: {broker.bootstrap}", flush=True)
         print("embedded Tansu broker (in-memory: data is lost when it stops); Ctrl-C to stop", flush=True)
         _wait_for_signal()
@@ -47,7 +47,8 @@ def cmd_topics_create(args: argparse.Namespace) -> None:
     from pipeline.broker import create_topics
     from pipeline.topics import TOPICS
 
-    created = asyncio.run(create_topics(_require_bootstrap(_settings(args)), TOPICS))
+    settings = _settings(args)
+    created = asyncio.run(create_topics(_require_bootstrap(settings), TOPICS, settings.topic_prefix))
     print(f"created: {', '.join(created) or 'nothing, all topics exist'}")
 
 
@@ -66,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     bootstrap = _require_bootstrap(settings)
-    asyncio.run(create_topics(bootstrap, TOPICS))
+    asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix))
     app, _ = create_app(settings, bootstrap)
     faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
 

@@ -62,7 +62,7 @@ class Interception:
         """Decode and index; bad records become rejections, never exceptions."""
         max_bytes = self.settings.max_message_bytes
         add_transaction = self.trail.add_transaction
-        bank_topic, reports_topic = BANK_TRANSACTIONS.name, VICTIM_REPORTS.name
+        bank_topic, reports_topic = self.settings.topic(BANK_TRANSACTIONS), self.settings.topic(VICTIM_REPORTS)
         for record in records:
             raw = record.value
             if not raw:

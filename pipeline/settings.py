@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.topics import TopicSpec
 from processors.money_trail import TraceSettings
 
 
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
         description="external Kafka cluster; unset = start the embedded Tansu broker where a command needs one",
     )
     consumer_group: str = "interceptor"
+    topic_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]*$", description="prepended to every catalogue topic (tests, tenants)"
+    )
 
     trace_window: timedelta = Field(default=timedelta(hours=72), description="follow money out within this of arrival")
     max_hops: int = Field(default=4, ge=0, le=16)
@@ -48,6 +52,9 @@ class Settings(BaseSettings):
             max_hops=self.max_hops,
             history_retention_ms=int(self.history_retention.total_seconds() * 1000),
         )
+
+    def topic(self, spec: TopicSpec) -> str:
+        return self.topic_prefix + spec.name
 
     @property
     def hold_duration_ms(self) -> int:

@@ -84,7 +84,7 @@ class InterceptionWorker(mode.Service):
         )
         await self._producer.start()
         await self._consumer.start()
-        self._consumer.subscribe([t.name for t in INPUT_TOPICS], listener=self._watch)
+        self._consumer.subscribe([settings.topic(t) for t in INPUT_TOPICS], listener=self._watch)
 
     async def on_stop(self) -> None:
         if self._consumer is not None:
@@ -135,11 +135,11 @@ class InterceptionWorker(mode.Service):
             key, value = encode_dead_letter(
                 record.topic, record.partition, record.offset, record.value, rejected.rejection, now_ms
             )
-            deliveries.append(await producer.send(DEAD_LETTERS.name, value, key=key))
+            deliveries.append(await producer.send(self.settings.topic(DEAD_LETTERS), value, key=key))
             self.metrics.dead_letters.labels(record.topic, rejected.rejection.reason).inc()
         for order in result.orders:
             key, value = encode_freeze_action(order)
-            deliveries.append(await producer.send(FREEZE_ACTIONS.name, value, key=key))
+            deliveries.append(await producer.send(self.settings.topic(FREEZE_ACTIONS), value, key=key))
         if deliveries:
             await asyncio.gather(*deliveries)
         delivered_s = time.time()
@@ -171,9 +171,10 @@ class InterceptionWorker(mode.Service):
             self.bootstrap, dict(committed), lambda records: self.interception.ingest(records, scratch)
         )
         self.interception.trail.retrace()
-        partitions = await partitions_of(self.bootstrap, FREEZE_ACTIONS.name)
+        actions_topic = self.settings.topic(FREEZE_ACTIONS)
+        partitions = await partitions_of(self.bootstrap, actions_topic)
         restored = await read_partitions(
-            self.bootstrap, {TopicPartition(FREEZE_ACTIONS.name, p): None for p in partitions}, self._restore_actions
+            self.bootstrap, {TopicPartition(actions_topic, p): None for p in partitions}, self._restore_actions
         )
         for tp, offset in committed.items():
             consumer.seek(tp, offset)
@@ -189,12 +190,14 @@ class InterceptionWorker(mode.Service):
                 action_id, version, fingerprint = restore_fingerprint(record.value)
                 self.interception.book.restore(action_id, version, fingerprint)
 
-    @mode.Service.timer(10.0)
+    @mode.Service.task
     async def _housekeeping(self) -> None:
-        evicted = self.interception.trail.evict()
-        if evicted:
-            log.info("evicted %d transactions older than the history retention", evicted)
-        self.metrics.indexed_transactions.set(len(self.interception.trail.index))
+        while not self.should_stop:
+            await self.sleep(self.settings.housekeeping_interval_s)
+            evicted = self.interception.trail.evict()
+            if evicted:
+                log.info("evicted %d transactions older than the history retention", evicted)
+            self.metrics.indexed_transactions.set(len(self.interception.trail.index))
 
     async def _record_lag(self) -> None:
         """Lag from the high-water mark fetch responses carry (Tansu's ListOffsets is wrong)."""

@@ -1,0 +1,58 @@
+"""One real broker for the whole integration session.
+
+Which broker, in order: ``KAFKA_BOOTSTRAP_SERVERS`` (an external cluster);
+``INTERCEPTOR_TEST_BROKER=kafka-container`` (testcontainers' Apache Kafka, skipped
+cleanly where no Docker engine runs); otherwise the embedded Tansu broker.
+Every test gets its own topic prefix and consumer group, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from pipeline.broker import EmbeddedBroker, create_topics
+from pipeline.settings import Settings
+from pipeline.topics import TOPICS
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    if os.environ.get("INTERCEPTOR_TEST_BROKER") == "kafka-container":
+        try:
+            from testcontainers.kafka import KafkaContainer
+
+            container = KafkaContainer()
+            container.start()
+        except Exception as error:  # noqa: BLE001 - no Docker engine: nothing to test against
+            pytest.skip(f"testcontainers' Kafka is unavailable here: {error}")
+        try:
+            yield container.get_bootstrap_server()
+        finally:
+            container.stop()
+        return
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+async def settings(kafka_bootstrap: str, tmp_path: os.PathLike[str]) -> AsyncIterator[Settings]:
+    """Settings for one test: its own topics and consumer group on the session's broker."""
+    tag = uuid.uuid4().hex[:10]
+    configured = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{tag}.",
+        consumer_group=f"g{tag}",
+        data_dir=tmp_path,
+        housekeeping_interval_s=1.0,
+    )
+    await create_topics(kafka_bootstrap, TOPICS, configured.topic_prefix)
+    yield configured

@@ -1,0 +1,133 @@
+"""An independent Kafka client, as a partner bank or an institution would use: raw JSON bytes in and out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+Message = dict[str, Any]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def account(institution: str, number: str, kind: str = "bank") -> dict[str, str]:
+    return {"institution": institution, "account": number, "kind": kind}
+
+
+def transaction(txn_id: str, source: dict, target: dict, amount: object, at: datetime) -> Message:
+    return {
+        "txn_id": txn_id, "from_account": source, "to_account": target,
+        "amount": amount, "currency": "THB", "executed_at": iso(at),
+    }  # fmt: skip
+
+
+def report(report_id: str, reported_at: datetime, transfers: list[Message]) -> Message:
+    return {
+        "report_id": report_id, "reported_at": iso(reported_at), "victim_id": f"victim-of-{report_id}",
+        "country": "TH", "scam_type": "investment",
+        "transfers": [
+            {"from_account": t["from_account"], "to_account": t["to_account"], "amount": t["amount"],
+             "currency": t["currency"], "sent_at": t["executed_at"], "txn_id": t["txn_id"]}
+            for t in transfers
+        ],
+    }  # fmt: skip
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+HOUR = timedelta(hours=1)
+
+
+async def produce(bootstrap: str, messages: Iterable[tuple[str, Message | bytes]]) -> int:
+    """Send (topic, message) pairs in order; bytes go as they are (for deliberately bad input)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 << 20)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, value if isinstance(value, bytes) else orjson.dumps(value))
+            for topic, value in messages
+        ]
+        await asyncio.gather(*sent)
+        return len(sent)
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    bootstrap: str, topic: str, until: Callable[[list[Message]], bool], timeout_s: float = 30.0
+) -> list[Message]:
+    """Read a topic from the start until ``until(messages)`` holds; fails loudly on timeout."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    messages: list[Message] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not until(messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: condition not met within {timeout_s} s; got {len(messages)} messages")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                messages.extend(orjson.loads(r.value) for r in records)
+        return messages
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Message]:
+    """Everything on the topic now, every partition read to its high-water mark."""
+    from aiokafka.structs import TopicPartition
+
+    from pipeline.recovery import partitions_of, read_partitions
+
+    messages: list[Message] = []
+    partitions = await partitions_of(bootstrap, topic)
+    await read_partitions(
+        bootstrap,
+        {TopicPartition(topic, p): None for p in partitions},
+        lambda records: messages.extend(orjson.loads(r.value) for r in records),
+    )
+    return messages
+
+
+async def wait_consumed(registry: Any, expected: int, timeout_s: float = 30.0) -> None:
+    """Until the worker has processed and committed ``expected`` input messages (its own counter says so)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        consumed = sum(
+            sample.value
+            for metric in registry.collect()
+            if metric.name == "interceptor_events_consumed"
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+        if consumed >= expected:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker consumed {consumed} of {expected} messages within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+def latest_versions(actions: list[Message]) -> dict[str, Message]:
+    """What a freeze-action consumer keeps: the highest version per action_id."""
+    latest: dict[str, Message] = {}
+    for action in actions:
+        kept = latest.get(action["action_id"])
+        if kept is None or action["version"] > kept["version"]:
+            latest[action["action_id"]] = action
+    return latest
+
+
+def holds_by_account(actions: list[Message]) -> dict[str, str]:
+    """account -> hold amount of its live (active) order."""
+    return {
+        a["target"]["account"]: a["hold_amount"] for a in latest_versions(actions).values() if a["status"] == "active"
+    }

@@ -1,0 +1,160 @@
+"""Kill the real worker process mid-stream and restart it: nothing lost, nothing traced twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from kafka_client import HOUR, account, collect, latest_versions, now, produce, report, transaction
+
+from pipeline.interception import Interception
+from pipeline.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _scenario(settings: Settings) -> list[tuple[str, dict]]:
+    """Background traffic with five scam chains woven in, reports after the money moved."""
+    rng = random.Random(7)
+    bank, reports = settings.topic_prefix + "bank-transactions", settings.topic_prefix + "victim-reports"
+    start = now() - 20 * HOUR
+    events: list[tuple[str, dict]] = []
+    for i in range(4000):
+        source, target = rng.sample(range(2000), 2)
+        at = start + HOUR * i / 400
+        events.append((bank, transaction(f"bg-{i}", account("BG", str(source)), account("BG", str(target)), 100, at)))
+    for case in range(5):
+        paid_at = start + HOUR * (1 + case)
+        chain = [account("KBANK", f"victim-{case}")] + [account(f"M{h}", f"mule-{case}-{h}") for h in range(4)]
+        amount = 50_000 + 10_000 * case
+        hops = []
+        for hop, (source, target) in enumerate(zip(chain, chain[1:], strict=False)):
+            hops.append(transaction(f"case-{case}-{hop}", source, target, str(amount), paid_at + hop * HOUR / 60))
+            amount -= 1_000 * (hop + 1)
+        position = rng.randrange(len(events))
+        events[position:position] = [(bank, h) for h in hops]
+        # Reports land anywhere, before or after their chain: the first one early enough to act before the kill.
+        at = 100 if case == 0 else rng.randrange(len(events))
+        events.insert(at, (reports, report(f"R-{case}", paid_at + 2 * HOUR, hops[:1])))
+    return events
+
+
+def _oracle(settings: Settings, events: list[tuple[str, dict]]) -> dict[str, tuple]:
+    """The pure processors over the same inputs: what the final actions must be."""
+    interception = Interception(settings)
+    records = [
+        SimpleNamespace(topic=topic, partition=0, offset=i, timestamp=0, value=orjson.dumps(message))
+        for i, (topic, message) in enumerate(events)
+    ]
+    result = interception.process(records, now_ms=0)
+    assert not result.rejected
+    return {o.action_id: (o.status, o.hold, o.priority, o.hop, o.txn_ids) for o in result.orders}
+
+
+def _final(actions: list[dict]) -> dict[str, tuple]:
+    from decimal import Decimal
+
+    return {
+        a["action_id"]: (a["status"], int(Decimal(a["hold_amount"]) * 100), a["priority"], a["hop"], tuple(a["txn_ids"]))
+        for a in latest_versions(actions).values()
+    }
+
+
+def _start_worker(settings: Settings, log_path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+        "INTERCEPTOR_TOPIC_PREFIX": settings.topic_prefix,
+        "INTERCEPTOR_CONSUMER_GROUP": settings.consumer_group,
+        "INTERCEPTOR_BATCH_MAX_RECORDS": "300",  # many small batches, so the kill lands between commits
+    }
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "worker", "--data-dir", str(settings.data_dir), "--loglevel", "warning"],
+        env=env, stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+
+
+def _kill(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+
+async def test_worker_killed_mid_stream_resumes_without_loss_or_duplicate_trace(settings: Settings, tmp_path):
+    events = _scenario(settings)
+    expected = _oracle(settings, events)
+    assert len(expected) == 20  # five chains of four mule accounts
+    bootstrap = settings.bootstrap_servers or ""
+    actions_topic = settings.topic_prefix + "freeze-actions"
+    half = len(events) // 2
+
+    first = _start_worker(settings, tmp_path / "worker-1.log")
+    try:
+        await produce(bootstrap, events[:half])
+        await collect(bootstrap, actions_topic, lambda got: len(got) >= 1, timeout_s=60)
+    finally:
+        _kill(first)  # SIGKILL: no graceful shutdown, no final commit
+
+    await produce(bootstrap, events[half:])
+    second = _start_worker(settings, tmp_path / "worker-2.log")
+    try:
+        started = time.monotonic()
+        actions = await collect(bootstrap, actions_topic, lambda got: _final(got) == expected, timeout_s=90)
+    finally:
+        _kill(second)
+    assert time.monotonic() - started < 90
+
+    copies: dict[tuple[str, int], set[bytes]] = defaultdict(set)
+    for action in actions:
+        content = {k: v for k, v in action.items() if k != "issued_at"}
+        copies[(action["action_id"], action["version"])].add(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+    assert all(len(variants) == 1 for variants in copies.values()), "a version was issued twice with different content"
+    for action_id in expected:
+        versions = sorted(version for aid, version in copies if aid == action_id)
+        assert versions == list(range(1, len(versions) + 1)), f"{action_id} skipped a version: {versions}"
+
+
+async def test_crash_after_publishing_before_commit_issues_no_new_versions(settings: Settings):
+    """The exact at-least-once window: actions delivered, offsets not committed, then the worker dies."""
+    import asyncio
+
+    from kafka_client import read_all, wait_consumed
+
+    from pipeline.metrics import Metrics
+    from pipeline.worker import InterceptionWorker
+
+    events = _scenario(settings)
+    bootstrap = settings.bootstrap_servers or ""
+    actions_topic = settings.topic_prefix + "freeze-actions"
+
+    crashing = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    await crashing.start()
+    await asyncio.wait_for(crashing.ready.wait(), timeout=30)
+
+    async def die_before_commit(*args: object, **kwargs: object) -> None:
+        return None
+
+    crashing._consumer.commit = die_before_commit  # type: ignore[union-attr, method-assign]
+    await produce(bootstrap, events)
+    await wait_consumed(crashing.metrics.registry, len(events))
+    await crashing.stop()
+    issued = await read_all(bootstrap, actions_topic)
+    assert _final(issued) == _oracle(settings, events)
+
+    successor = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    await successor.start()
+    try:
+        await asyncio.wait_for(successor.ready.wait(), timeout=30)
+        await wait_consumed(successor.metrics.registry, len(events))  # every input redelivered and reprocessed
+    finally:
+        await successor.stop()
+    assert len(await read_all(bootstrap, actions_topic)) == len(issued)
