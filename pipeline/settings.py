@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     batch_max_records: int = Field(default=20_000, ge=1)
     batch_timeout_ms: int = Field(default=20, ge=0)
+    fetch_max_wait_ms: int = Field(default=20, ge=0, description="how long the broker may hold a fetch for more data")
     session_timeout_ms: int = Field(default=6_000, ge=1_000, description="Tansu: a group join takes half of this")
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     housekeeping_interval_s: float = Field(default=10.0, gt=0)

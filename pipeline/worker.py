@@ -81,6 +81,7 @@ class InterceptionWorker(mode.Service):
             partition_assignment_strategy=(SingleActiveAssignor,),
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=32 << 20,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         await self._producer.start()
         await self._consumer.start()

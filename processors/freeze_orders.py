@@ -208,7 +208,9 @@ class FreezeBook:
 
 
 def _reasons(taint: Taint, report_count: int) -> tuple[str, ...]:
-    money = lambda minor: f"{format_minor_units(minor, taint.currency)} {taint.currency}"  # noqa: E731
+    def money(minor: int) -> str:
+        return f"{format_minor_units(minor, taint.currency)} {taint.currency}"
+
     reasons = [
         f"received {money(taint.received)} of reported money"
         + (" directly from the victim" if taint.hop == 0 else f" {taint.hop} hop(s) from the victim")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from processors.records import AccountKey, Report, Transfer
@@ -56,7 +56,8 @@ class TransactionIndex:
     def intern(self, account: AccountKey) -> AccountKey:
         known = self._accounts.get(account)
         if known is None:
-            known = tuple(sys.intern(part) for part in account)  # type: ignore[assignment]
+            kind, institution, number = account
+            known = (sys.intern(kind), sys.intern(institution), sys.intern(number))
             self._accounts[known] = known
         return known
 
@@ -85,16 +86,18 @@ class TransactionIndex:
     def outflows(self, account: AccountKey, since_ms: int) -> list[Outflow]:
         return sorted(o for o in self._outgoing.get(account, ()) if o[0] >= since_ms)
 
-    def evict_older_than(self, cutoff_ms: int) -> int:
-        """Forget transfers executed before ``cutoff_ms``; returns how many went."""
+    def evict_older_than(self, cutoff_ms: int, keep: Container[AccountKey] = ()) -> int:
+        """Forget transfers executed before ``cutoff_ms``, except those out of ``keep``; returns how many went."""
         before = len(self._seen)
-        self._seen = {txn: at for txn, at in self._seen.items() if at >= cutoff_ms}
         for account in list(self._outgoing):
+            if account in keep:
+                continue
             kept = [o for o in self._outgoing[account] if o[0] >= cutoff_ms]
             if kept:
                 self._outgoing[account] = kept
             else:
                 del self._outgoing[account]
+        self._seen = {outflow[1]: outflow[0] for outflows in self._outgoing.values() for outflow in outflows}
         return before - len(self._seen)
 
 
@@ -155,9 +158,9 @@ class _Lot:
 def trace_case(reports: Iterable[Report], index: TransactionIndex, settings: TraceSettings) -> CaseTrace:
     """Simulate the reports' tainted money through the indexed transfers, in event-time order."""
     ordered = sorted(reports, key=lambda r: r.report_id)
-    # Heap entries: (time, 0 = arrival | 1 = outflow, txn_id, sequence, payload). Arrivals at a
-    # time come before outflows at that time; the sequence makes every tie deterministic.
-    heap: list[tuple[int, int, str, int, object]] = []
+    # Heap entries: (time, 0 = arrival | 1 = outflow, txn_id, sequence, account, lot or outflow).
+    # Arrivals at a time come before outflows at that time; the sequence makes every tie deterministic.
+    heap: list[tuple[int, int, str, int, AccountKey, _Lot | Outflow]] = []
     sequence = 0
     steps: dict[StepKey, TrailStep] = {}
     step_amounts: dict[StepKey, int] = {}
@@ -180,7 +183,7 @@ def trace_case(reports: Iterable[Report], index: TransactionIndex, settings: Tra
     def arrive(account: AccountKey, lot: _Lot, txn_id: str) -> None:
         nonlocal sequence
         sequence += 1
-        heapq.heappush(heap, (lot.arrived_ms, 0, txn_id, sequence, (account, lot)))
+        heapq.heappush(heap, (lot.arrived_ms, 0, txn_id, sequence, account, lot))
 
     for report in ordered:
         for sent in report.transfers:
@@ -195,16 +198,16 @@ def trace_case(reports: Iterable[Report], index: TransactionIndex, settings: Tra
     beyond_max_hops = 0
 
     while heap:
-        at_ms, kind, txn_id, _, payload = heapq.heappop(heap)
-        if kind == 0:
-            account, lot = payload  # type: ignore[misc]
+        at_ms, _, txn_id, _, account, item = heapq.heappop(heap)
+        if isinstance(item, _Lot):
+            lot = item
             held = lots.get(account)
             if held is None:
                 held = lots[account] = []
                 # First tainted arrival: every later transfer out of the account may carry it on.
                 for outflow in index.outflows(account, since_ms=at_ms):
                     sequence += 1
-                    heapq.heappush(heap, (outflow[0], 1, outflow[1], sequence, (account, outflow)))
+                    heapq.heappush(heap, (outflow[0], 1, outflow[1], sequence, account, outflow))
             held.append(lot)
             taint = taints.get((account, lot.currency))
             if taint is None:
@@ -217,7 +220,7 @@ def trace_case(reports: Iterable[Report], index: TransactionIndex, settings: Tra
             taint.path_keys.update(lot.path)
             continue
 
-        source, (_, _, target, amount, currency) = payload  # type: ignore[misc]
+        source, (_, _, target, amount, currency) = account, item
         unclaimed = amount
         for lot in lots[source]:
             if unclaimed == 0:
@@ -329,8 +332,13 @@ class MoneyTrail:
         return changed, owners
 
     def evict(self) -> int:
-        """Drop transfers older than the history retention, measured on the feed's own clock."""
-        return self.index.evict_older_than(self.index.watermark_ms - self.settings.history_retention_ms)
+        """Drop transfers older than the history retention, measured on the feed's own clock.
+
+        Transfers out of accounts a case has reached stay: they are that case's evidence, and a
+        re-trace without them would wrongly release holds downstream.
+        """
+        cutoff = self.index.watermark_ms - self.settings.history_retention_ms
+        return self.index.evict_older_than(cutoff, keep=self._owner.keys())
 
     def _merge(self, keep: str, gone: str) -> str:
         # The joint trace replaces the gone case's trace. Merges also happen in add_report, between

@@ -34,7 +34,7 @@ def freeze_priority(
     major_units = remaining / 10 ** minor_unit_exponent(currency)
     size = min(1.0, math.log10(1 + major_units) / 6)
     age_days = max(0, latest_report_ms - last_arrival_ms) / DAY_MS
-    recency = 0.5**age_days
+    recency: float = 0.5**age_days
     corroboration = min(max(report_count - 1, 0), 3) / 3
     distance = min(hop, max_hops) / max_hops if max_hops else 0.0
     score = 35 * still_here + 20 * size + 25 * recency + 20 * corroboration - 20 * (1 - still_here) * distance

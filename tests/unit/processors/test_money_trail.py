@@ -41,8 +41,8 @@ def trail_of(*events: Report | Transfer, settings: TraceSettings = SETTINGS) -> 
 def reached(changed: Mapping[Holding, Taint | None], currency: str = "THB") -> dict[str, tuple[int, int, int]]:
     """Account name -> (received, moved_on, hop) for every holding the trace reaches in ``currency``."""
     return {
-        account[2]: (taint.received, taint.moved_on, taint.hop)
-        for (account, in_currency), taint in changed.items()
+        target[2]: (taint.received, taint.moved_on, taint.hop)
+        for (target, in_currency), taint in changed.items()
         if taint is not None and in_currency == currency
     }
 
@@ -258,21 +258,14 @@ def test_the_feed_ahead_of_or_behind_the_report_gives_the_same_trail() -> None:
     }
 
 
-def two_reports_meeting_in_m() -> tuple[list[Report], list[Transfer]]:
-    reports = [
-        report("r1", transfer("v1", "victim1", "a", 100, at_ms=0)),
-        report("r2", transfer("v2", "victim2", "b", 100, at_ms=5)),
-    ]
+def test_reports_whose_money_meets_are_traced_as_one_case() -> None:
+    r1 = report("r1", transfer("v1", "victim1", "a", 100, at_ms=0))
+    r2 = report("r2", transfer("v2", "victim2", "b", 100, at_ms=5))
     feed = [
         transfer("a-m", "a", "m", 100, at_ms=10),
         transfer("b-m", "b", "m", 100, at_ms=20),
         transfer("m-n", "m", "n", 150, at_ms=30),
     ]
-    return reports, feed
-
-
-def test_reports_whose_money_meets_are_traced_as_one_case() -> None:
-    (r1, r2), feed = two_reports_meeting_in_m()
     trail = trail_of(r1, *feed)
     view: dict[Holding, Taint] = {}
     follow(view, trail.retrace()[0])
@@ -359,3 +352,22 @@ def test_a_new_report_joining_a_traced_case_withdraws_what_the_joint_trace_no_lo
 
     assert after[(account("e"), "THB")] is None
     assert reached(after) == {"a": (200, 200, 0), "p": (100, 100, 1), "d": (200, 100, 1)}
+
+
+def test_eviction_keeps_the_evidence_of_cases_already_traced() -> None:
+    settings = TraceSettings(trace_window_ms=100_000, max_hops=4, history_retention_ms=10_000)
+    trail = trail_of(
+        report("r1", transfer("t0", "victim", "a", 1_000, at_ms=0)),
+        transfer("a-b", "a", "b", 1_000, at_ms=1_000),
+        transfer("x-y", "x", "y", 5, at_ms=2_000),  # untraced background, just as old
+        settings=settings,
+    )
+    trail.retrace()
+    trail.add_transaction(transfer("late", "q", "r", 5, at_ms=50_000))  # the feed's clock moves on
+
+    assert trail.evict() == 1  # only the background transfer goes
+    trail.add_transaction(transfer("a-later", "a", "z", 5, at_ms=60_000))  # re-traces r1's case
+    changed, _ = trail.retrace()
+
+    # Without a-b, b would be released and a's hold would jump back to 1,000.
+    assert reached(changed) == {"a": (1_000, 1_000, 0), "b": (1_000, 0, 1)}

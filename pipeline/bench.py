@@ -1,0 +1,194 @@
+"""``interceptor bench`` (what ``make bench`` runs): figures, measured side by side in one run.
+
+(a) the pipeline worker ingesting and indexing bank transactions,
+(b) a bare aiokafka ``getmany`` + ``orjson.loads`` loop on the same topic (Python's limit here),
+(c) a naive faust agent (one event at a time, Record values, a table update per event),
+(d) report -> freeze-action latency while 5,000 transactions/s flow in the background.
+The last line printed is one JSON object with the figures. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import statistics
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.synthetic_feed import bulk_bank_transactions
+from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
+from pipeline.broker import EmbeddedBroker, create_topics
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from pipeline.topics import BANK_TRANSACTIONS, FREEZE_ACTIONS, TOPICS, VICTIM_REPORTS
+from pipeline.worker import InterceptionWorker
+from processors.money_trail import MoneyTrail
+from schemas.decode import decode_bank_transaction
+
+NAIVE_FAUST_MESSAGES = 20_000
+BACKGROUND_TPS = 5_000
+LATENCY_SAMPLES = 40
+
+
+def run_bench(settings: Settings, transactions: int) -> None:
+    with contextlib.ExitStack() as stack:
+        bootstrap = settings.bootstrap_servers
+        if not bootstrap:
+            bootstrap = stack.enter_context(EmbeddedBroker(port=0)).bootstrap
+        asyncio.run(_bench(settings, bootstrap, transactions))
+
+
+async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
+    run = uuid.uuid4().hex[:8]
+    bench_settings = settings.with_overrides(topic_prefix=f"bench-{run}.", consumer_group=f"bench-{run}")
+    await create_topics(bootstrap, TOPICS, bench_settings.topic_prefix)
+    topic = bench_settings.topic(BANK_TRANSACTIONS)
+    start_ms = int(time.time() * 1000) - 3600_000
+    print(f"filling {topic} with {transactions} bank transactions ...", flush=True)
+    await fill_topic(bootstrap, topic, bulk_bank_transactions(transactions, seed=1, start_ms=start_ms))
+
+    pipeline = await _measure_pipeline(bench_settings, bootstrap, transactions)
+    print(f"(a) pipeline worker      {pipeline.per_second:>10,.0f} tx/s", flush=True)
+    bare = await measure_bare_aiokafka(bootstrap, topic, transactions)
+    print(f"(b) bare aiokafka loop   {bare.per_second:>10,.0f} tx/s", flush=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        naive = await measure_naive_faust(bootstrap, topic, min(NAIVE_FAUST_MESSAGES, transactions), Path(workdir))
+    print(f"(c) naive faust agent    {naive.per_second:>10,.0f} tx/s", flush=True)
+
+    latency_settings = settings.with_overrides(topic_prefix=f"bench-{run}-lat.", consumer_group=f"bench-{run}-lat")
+    await create_topics(bootstrap, TOPICS, latency_settings.topic_prefix)
+    latencies = await _measure_latency(latency_settings, bootstrap)
+    p50, p99 = statistics.median(latencies), _percentile(latencies, 0.99)
+    print(f"(d) report -> action     p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} reports "
+          f"with {BACKGROUND_TPS:,} tx/s in the background", flush=True)  # fmt: skip
+    memory = _bytes_per_indexed_transaction(min(transactions, 100_000), start_ms)
+    print(f"    memory               {memory:,.0f} bytes per indexed transaction", flush=True)
+    print(f"    ratios               a/b {pipeline.per_second / bare.per_second:.2f}, "
+          f"a/c {pipeline.per_second / naive.per_second:.1f}", flush=True)  # fmt: skip
+    figures = {
+        "pipeline_tps": round(pipeline.per_second),
+        "aiokafka_tps": round(bare.per_second),
+        "naive_faust_tps": round(naive.per_second),
+        "latency_p50_ms": round(p50, 1),
+        "latency_p99_ms": round(p99, 1),
+        "pipeline_to_aiokafka": round(pipeline.per_second / bare.per_second, 3),
+        "pipeline_to_naive_faust": round(pipeline.per_second / naive.per_second, 2),
+        "bytes_per_indexed_transaction": round(memory),
+    }
+    print(orjson.dumps(figures).decode(), flush=True)
+
+
+async def _measure_pipeline(settings: Settings, bootstrap: str, expected: int) -> Throughput:
+    """The real worker service; timed from its first consumed batch to the last committed one."""
+    metrics = Metrics(settings.consumer_group)
+    worker = InterceptionWorker(settings, bootstrap, metrics)
+    await worker.start()
+    try:
+        first_at = None
+        while True:
+            consumed = _consumed(metrics, settings.topic(BANK_TRANSACTIONS))
+            if consumed and first_at is None:
+                first_at = time.perf_counter()
+            if consumed >= expected:
+                assert first_at is not None
+                return Throughput(consumed, max(time.perf_counter() - first_at, 1e-9))
+            await asyncio.sleep(0.002)
+    finally:
+        await worker.stop()
+
+
+def _consumed(metrics: Metrics, topic: str) -> int:
+    return int(metrics.registry.get_sample_value("interceptor_events_consumed_total", {"topic": topic}) or 0)
+
+
+async def _measure_latency(settings: Settings, bootstrap: str) -> list[float]:
+    """Milliseconds from sending a report to reading its first freeze action, under background load."""
+    worker = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    await worker.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    watcher = AIOKafkaConsumer(
+        settings.topic(FREEZE_ACTIONS), bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=5
+    )
+    await producer.start()
+    await watcher.start()
+    await asyncio.wait_for(worker.ready.wait(), timeout=60)
+    background = asyncio.create_task(_background(producer, settings.topic(BANK_TRANSACTIONS)))
+    latencies: list[float] = []
+    try:
+        await asyncio.sleep(1.0)  # let the background load reach its rate before sampling
+        for sample in range(LATENCY_SAMPLES):
+            report_id = f"bench-report-{sample}"
+            payment, report = _scam(report_id)
+            await producer.send_and_wait(settings.topic(BANK_TRANSACTIONS), payment)
+            sent = time.perf_counter()
+            await producer.send_and_wait(settings.topic(VICTIM_REPORTS), report)
+            latencies.append(await _first_action(watcher, report_id, sent))
+    finally:
+        background.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await background
+        await watcher.stop()
+        await producer.stop()
+        await worker.stop()
+    return latencies
+
+
+async def _first_action(watcher: AIOKafkaConsumer, report_id: str, sent: float) -> float:
+    deadline = sent + 30
+    while time.perf_counter() < deadline:
+        for records in (await watcher.getmany(timeout_ms=5)).values():
+            for record in records:
+                if report_id in orjson.loads(record.value)["report_ids"]:
+                    return (time.perf_counter() - sent) * 1000
+    raise TimeoutError(f"no freeze action for {report_id} within 30 s")
+
+
+async def _background(producer: AIOKafkaProducer, topic: str) -> None:
+    """Bank traffic at BACKGROUND_TPS, sent in 20 ms slices."""
+    payloads = bulk_bank_transactions(10_000_000, seed=2, start_ms=int(time.time() * 1000) - 3600_000)
+    per_slice = BACKGROUND_TPS // 50
+    next_at = time.perf_counter()
+    while True:
+        for _ in range(per_slice):
+            await producer.send(topic, next(payloads))
+        next_at += 0.02
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+def _scam(report_id: str) -> tuple[bytes, bytes]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    victim = {"institution": "KBNK", "account": f"v-{report_id}"}
+    mule = {"institution": "SCBK", "account": f"m-{report_id}"}
+    payment = {"txn_id": f"pay-{report_id}", "from_account": victim, "to_account": mule,
+               "amount": "25000.00", "currency": "THB", "executed_at": now}  # fmt: skip
+    report = {"report_id": report_id, "reported_at": now, "victim_id": report_id, "country": "TH",
+              "scam_type": "investment",
+              "transfers": [{"from_account": victim, "to_account": mule, "amount": "25000.00", "currency": "THB",
+                             "sent_at": now, "txn_id": f"pay-{report_id}"}]}  # fmt: skip
+    return orjson.dumps(payment), orjson.dumps(report)
+
+
+def _bytes_per_indexed_transaction(count: int, start_ms: int) -> float:
+    payloads = list(bulk_bank_transactions(count, seed=3, start_ms=start_ms))
+    trail = MoneyTrail(Settings().trace)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for raw in payloads:
+        decoded = decode_bank_transaction(raw, 65536)
+        trail.add_transaction(decoded)  # type: ignore[arg-type]
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / count
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]

@@ -1,0 +1,200 @@
+"""``interceptor demo`` (what ``make run`` runs): the whole system on one machine, watched live.
+
+It starts the embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), the worker
+as its own process, and the synthetic scenario feed; prints every freeze action
+as it arrives; and on Ctrl-C or after ``--duration`` prints a summary and stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.synthetic_feed import FeedSettings, ScenarioFeed
+from pipeline.broker import EmbeddedBroker, create_topics
+from pipeline.errors import InterceptorError
+from pipeline.settings import Settings
+from pipeline.topics import DEAD_LETTERS, FREEZE_ACTIONS, TOPICS, VICTIM_REPORTS
+from schemas.fields import minor_unit_exponent
+
+
+@dataclass
+class DemoTally:
+    sent: dict[str, int] = field(default_factory=dict)
+    report_sent_at: dict[str, float] = field(default_factory=dict)
+    first_action_latency_s: dict[str, float] = field(default_factory=dict)
+    latest: dict[str, dict[str, object]] = field(default_factory=dict)
+    versions: int = 0
+    dead_letters: int = 0
+
+    def take_action(self, action: dict[str, object], seen_at: float) -> None:
+        self.versions += 1
+        kept = self.latest.get(str(action["action_id"]))
+        if kept is None or int(action["version"]) > int(kept["version"]):  # type: ignore[call-overload]
+            self.latest[str(action["action_id"])] = action
+        for report_id in action["report_ids"]:  # type: ignore[attr-defined]
+            sent = self.report_sent_at.get(report_id)
+            if sent is not None and report_id not in self.first_action_latency_s:
+                self.first_action_latency_s[report_id] = seen_at - sent
+
+
+def run_demo(settings: Settings, duration_s: float | None) -> None:
+    with contextlib.ExitStack() as stack:
+        bootstrap = settings.bootstrap_servers
+        if not bootstrap:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            broker = stack.enter_context(EmbeddedBroker(port=0, log_path=settings.data_dir / "demo-broker.log"))
+            bootstrap = broker.bootstrap
+            print(f"embedded Tansu broker on {bootstrap} (in memory)", flush=True)
+        asyncio.run(_demo(settings, bootstrap, duration_s))
+
+
+async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) -> None:
+    await create_topics(bootstrap, TOPICS, settings.topic_prefix)
+    worker = _start_worker(settings, bootstrap)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tally = DemoTally()
+    feed = ScenarioFeed(FeedSettings(seed=int(time.time()), cases_per_minute=20, bad_event_every=500))
+    try:
+        await _wait_until_ready(settings.data_dir / "demo-worker.log", worker)
+        print("worker ready; feeding background bank traffic and scam cases (Ctrl-C to stop)\n", flush=True)
+        started = time.monotonic()
+        await _run_feed(settings, bootstrap, feed, tally, stop, started, duration_s, worker)
+    finally:
+        _stop_worker(worker)
+    _print_summary(feed, tally, time.monotonic() - started)
+
+
+async def _run_feed(
+    settings: Settings,
+    bootstrap: str,
+    feed: ScenarioFeed,
+    tally: DemoTally,
+    stop: asyncio.Event,
+    started: float,
+    duration_s: float | None,
+    worker: subprocess.Popen[bytes],
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    actions_topic, dead_topic = settings.topic(FREEZE_ACTIONS), settings.topic(DEAD_LETTERS)
+    watcher = AIOKafkaConsumer(
+        actions_topic, dead_topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=20
+    )
+    await producer.start()
+    await watcher.start()
+    try:
+        while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
+            if worker.poll() is not None:
+                raise InterceptorError(f"the worker exited with code {worker.returncode}; see its log")
+            for event in feed.events_until(int(time.time() * 1000)):
+                topic = settings.topic_prefix + event.topic
+                await producer.send(topic, event.encode(), key=event.key)
+                tally.sent[event.topic] = tally.sent.get(event.topic, 0) + 1
+                if event.topic == VICTIM_REPORTS.name and isinstance(event.value, dict):
+                    tally.report_sent_at[str(event.value["report_id"])] = time.time()
+            for tp, records in (await watcher.getmany(timeout_ms=50)).items():
+                for record in records:
+                    if tp.topic == dead_topic:
+                        tally.dead_letters += 1
+                        continue
+                    action = orjson.loads(record.value)
+                    tally.take_action(action, time.time())
+                    _print_action(action, time.monotonic() - started)
+        await producer.flush()
+    finally:
+        await watcher.stop()
+        await producer.stop()
+
+
+def _print_action(action: dict[str, object], elapsed_s: float) -> None:
+    target = action["target"]
+    assert isinstance(target, dict)
+    where = f"{target['kind']}:{target['institution']}:{target['account']}"
+    print(
+        f"[{elapsed_s:7.1f}s] FREEZE {action['status']:<8} priority {action['priority']:>3}  hop {action['hop']}  "
+        f"{where:<34} hold {action['hold_amount']:>12} {action['currency']}  "
+        f"v{action['version']}  reports {','.join(action['report_ids'])}",  # type: ignore[arg-type]
+        flush=True,
+    )
+
+
+def _print_summary(feed: ScenarioFeed, tally: DemoTally, elapsed_s: float) -> None:
+    reported = [case for case in feed.cases if case.report_id in tally.report_sent_at]
+    stolen = sum(case.stolen for case in reported)
+    frozen = 0
+    for action in tally.latest.values():
+        if action["status"] == "active" and set(action["report_ids"]) & tally.report_sent_at.keys():  # type: ignore[call-overload]
+            currency = str(action["currency"])
+            frozen += int(Decimal(str(action["hold_amount"])).scaleb(minor_unit_exponent(currency)))
+    latencies = sorted(tally.first_action_latency_s.values())
+    print("\n── summary " + "─" * 60)
+    print(f"ran for            {elapsed_s:.1f} s")
+    by_topic = ", ".join(f"{topic}: {count}" for topic, count in sorted(tally.sent.items()))
+    print(f"events in          {sum(tally.sent.values())} ({by_topic})")
+    print(f"dead letters       {tally.dead_letters}")
+    print(f"actions out        {tally.versions} versions, {len(tally.latest)} distinct freeze actions")
+    if latencies:
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"report→action      p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms over {len(latencies)} reports")
+    else:
+        print("report→action      no report received an action yet (run longer)")
+    share = f"{100 * frozen / stolen:.1f}%" if stolen else "n/a (no report sent yet)"
+    print(f"stolen money held  {share} of {len(reported)} reported cases")
+
+
+def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = (settings.data_dir / "demo-worker.log").open("wb")
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "worker",
+        "--bootstrap",
+        bootstrap,
+        "--data-dir",
+        str(settings.data_dir),
+    ]
+    if settings.metrics_port is not None:
+        command += ["--metrics-port", str(settings.metrics_port)]
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy()
+    )
+
+
+async def _wait_until_ready(log_path: Path, worker: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while b"recovered" not in log_path.read_bytes():
+        if worker.poll() is not None:
+            raise InterceptorError(f"the worker exited with code {worker.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            raise InterceptorError(f"the worker was not ready within {timeout_s} s; see {log_path}")
+        await asyncio.sleep(0.2)
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is not None:
+        return
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
