@@ -31,7 +31,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
             container = KafkaContainer()
             container.start()
-        except Exception as error:  # noqa: BLE001 - no Docker engine: nothing to test against
+        except Exception as error:  # no Docker engine: nothing to test against
             pytest.skip(f"testcontainers' Kafka is unavailable here: {error}")
         try:
             yield container.get_bootstrap_server()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -36,7 +37,7 @@ def _scenario(settings: Settings) -> list[tuple[str, dict]]:
         chain = [account("KBANK", f"victim-{case}")] + [account(f"M{h}", f"mule-{case}-{h}") for h in range(4)]
         amount = 50_000 + 10_000 * case
         hops = []
-        for hop, (source, target) in enumerate(zip(chain, chain[1:], strict=False)):
+        for hop, (source, target) in enumerate(itertools.pairwise(chain)):
             hops.append(transaction(f"case-{case}-{hop}", source, target, str(amount), paid_at + hop * HOUR / 60))
             amount -= 1_000 * (hop + 1)
         position = rng.randrange(len(events))
@@ -63,7 +64,13 @@ def _final(actions: list[dict]) -> dict[str, tuple]:
     from decimal import Decimal
 
     return {
-        a["action_id"]: (a["status"], int(Decimal(a["hold_amount"]) * 100), a["priority"], a["hop"], tuple(a["txn_ids"]))
+        a["action_id"]: (
+            a["status"],
+            int(Decimal(a["hold_amount"]) * 100),
+            a["priority"],
+            a["hop"],
+            tuple(a["txn_ids"]),
+        )
         for a in latest_versions(actions).values()
     }
 
@@ -158,3 +165,34 @@ async def test_crash_after_publishing_before_commit_issues_no_new_versions(setti
     finally:
         await successor.stop()
     assert len(await read_all(bootstrap, actions_topic)) == len(issued)
+
+
+async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_leaves(settings: Settings):
+    import asyncio
+
+    from kafka_client import read_all, wait_consumed
+
+    from pipeline.metrics import Metrics
+    from pipeline.worker import InterceptionWorker
+
+    bootstrap = settings.bootstrap_servers or ""
+    events = _scenario(settings)
+    half = len(events) // 2
+    active = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    standby = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    await active.start()
+    await asyncio.wait_for(active.ready.wait(), timeout=30)
+    await standby.start()
+    try:
+        await produce(bootstrap, events[:half])
+        await wait_consumed(active.metrics.registry, half)
+        assert active._consumer and len(active._consumer.assignment()) == 6  # both input topics, 3 partitions each
+        assert standby._consumer and standby._consumer.assignment() == set()
+        await active.stop()
+        await produce(bootstrap, events[half:])
+        await wait_consumed(standby.metrics.registry, len(events) - half, timeout_s=60)
+    finally:
+        await standby.stop()
+        if not active.should_stop:
+            await active.stop()
+    assert _final(await read_all(bootstrap, settings.topic_prefix + "freeze-actions")) == _oracle(settings, events)
