@@ -13,7 +13,7 @@ import msgspec
 from pydantic import BaseModel, ValidationError
 
 from processors.records import AccountKey, Report, Transfer
-from schemas.events import AccountRef, BankTransaction, VictimReport
+from schemas.events import AccountRef, BankTransaction, ReportedTransfer, VictimReport
 from schemas.fast import AccountRefStruct, bank_transaction_decoder
 from schemas.fields import FieldError, parse_amount, parse_currency, parse_timestamp_ms, to_minor_units
 
@@ -31,11 +31,37 @@ def account_key(ref: AccountRef | AccountRefStruct) -> AccountKey:
 
 
 def decode_bank_transaction(raw: bytes, max_bytes: int) -> Transfer | Rejection:
-    """Hot path: msgspec checks the structure, the shared parsers check the values."""
+    """Hot path first; the slow, authoritative decoder has the last word on whatever it declines."""
     if len(raw) > max_bytes:
         return _oversized(raw, max_bytes)
+    transfer = decode_bank_transaction_fast(raw)
+    if transfer is not None:
+        return transfer
+    checked = _validate(BankTransaction, raw)
+    if isinstance(checked, Rejection):
+        return checked
+    return _transfer(checked, checked.txn_id, checked.executed_at)
+
+
+# msgspec and pydantic's JSON parser disagree at the edges. In ignored fields msgspec lets
+# through invalid UTF-8 (hence the decode to str first), numbers of over 4,300 digits (too
+# long for FAST_PATH_MAX_BYTES) and nesting deeper than 200 (more than FAST_PATH_MAX_BRACKETS).
+# It refuses NaN, Infinity and duplicate keys whose first value is invalid, which pydantic
+# takes (the last key wins). The hot path declines all of these and pydantic decides.
+FAST_PATH_MAX_BYTES = 4096
+FAST_PATH_MAX_BRACKETS = 64
+
+
+def decode_bank_transaction_fast(raw: bytes) -> Transfer | None:
+    """msgspec checks the structure, the shared parsers check the values; ``None`` when it cannot vouch.
+
+    It never accepts what ``BankTransaction`` rejects, and it declines valid messages only
+    for the reasons above; tests/unit/schemas/test_fast_decoder.py holds it to that.
+    """
+    if len(raw) > FAST_PATH_MAX_BYTES or raw.count(b"{") + raw.count(b"[") > FAST_PATH_MAX_BRACKETS:
+        return None
     try:
-        wire = bank_transaction_decoder.decode(raw)
+        wire = bank_transaction_decoder.decode(raw.decode())
         currency = parse_currency(wire.currency)
         return Transfer(
             txn_id=wire.txn_id,
@@ -45,12 +71,8 @@ def decode_bank_transaction(raw: bytes, max_bytes: int) -> Transfer | Rejection:
             currency=currency,
             at_ms=parse_timestamp_ms(wire.executed_at),
         )
-    except (msgspec.ValidationError, msgspec.DecodeError, FieldError):
-        # The slow, authoritative decoder words the error the way partners see it.
-        checked = _validate(BankTransaction, raw)
-        if isinstance(checked, Rejection):
-            return checked
-        return Rejection("invalid_event", "the transaction was rejected by the fast decoder; please report this")
+    except (UnicodeDecodeError, msgspec.ValidationError, msgspec.DecodeError, FieldError):
+        return None
 
 
 def decode_victim_report(raw: bytes, max_bytes: int, received_at_ms: int) -> Report | Rejection:
@@ -61,14 +83,7 @@ def decode_victim_report(raw: bytes, max_bytes: int, received_at_ms: int) -> Rep
         return checked
     report = checked
     transfers = tuple(
-        Transfer(
-            txn_id=sent.txn_id or f"{report.report_id}#{index}",
-            source=account_key(sent.from_account),
-            target=account_key(sent.to_account),
-            amount=to_minor_units(sent.amount, sent.currency),
-            currency=sent.currency,
-            at_ms=sent.sent_at,
-        )
+        _transfer(sent, sent.txn_id or f"{report.report_id}#{index}", sent.sent_at)
         for index, sent in enumerate(report.transfers)
     )
     return Report(
@@ -79,6 +94,17 @@ def decode_victim_report(raw: bytes, max_bytes: int, received_at_ms: int) -> Rep
         country=report.country,
         scam_type=report.scam_type,
         transfers=transfers,
+    )
+
+
+def _transfer(money: BankTransaction | ReportedTransfer, txn_id: str, at_ms: int) -> Transfer:
+    return Transfer(
+        txn_id=txn_id,
+        source=account_key(money.from_account),
+        target=account_key(money.to_account),
+        amount=to_minor_units(money.amount, money.currency),
+        currency=money.currency,
+        at_ms=at_ms,
     )
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 # ISO 4217 exponents that differ from the usual 2, plus the crypto assets partners send.
 _MINOR_UNIT_EXPONENTS = {
@@ -43,6 +43,11 @@ _MINOR_UNIT_EXPONENTS = {
 }
 MAX_MAJOR_UNITS = Decimal(10) ** 15
 _CURRENCY = re.compile(r"[A-Z][A-Z0-9]{2,9}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+# Wide enough that scaling an amount never rounds: the default 28 digits would turn
+# 999999999999999.999999999999999999 THB into a whole 10^17 minor units.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 class FieldError(ValueError):
@@ -70,7 +75,8 @@ def parse_timestamp_ms(value: object) -> int:
         raise FieldError(f"{value!r} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise FieldError(f"{value!r} has no time zone; add Z or an offset such as +07:00")
-    return int(parsed.timestamp() * 1000)
+    # Integer arithmetic: float seconds times 1000 is a millisecond off for many instants.
+    return (parsed - _EPOCH) // _MILLISECOND
 
 
 def parse_amount(value: object) -> Decimal:
@@ -98,7 +104,7 @@ def parse_amount(value: object) -> Decimal:
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
     exponent = minor_unit_exponent(currency)
-    scaled = amount.scaleb(exponent)
+    scaled = amount.scaleb(exponent, _EXACT)
     if scaled != scaled.to_integral_value():
         raise FieldError(f"{amount} has more decimal places than {currency} allows ({exponent})")
     return int(scaled)

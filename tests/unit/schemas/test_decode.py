@@ -1,0 +1,309 @@
+"""Raw bytes to Transfer / Report, and every kind of bad input to a Rejection a partner can act on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from processors.records import Report, Transfer
+from schemas.decode import Rejection, decode_bank_transaction, decode_victim_report
+
+MAX_BYTES = 64 * 1024
+RECEIVED_AT_MS = 1_795_413_600_000  # 2026-11-23T06:00:00Z
+SENT_AT_MS = 1_795_402_800_000  # 2026-11-23T03:00:00Z, i.e. 10:00 in Bangkok
+REPORTED_AT_MS = 1_795_410_000_000  # 2026-11-23T05:00:00Z
+
+KBANK = {"institution": "KBANK", "account": "123-4-56789"}
+SCB_EWALLET = {"institution": "SCB", "account": "0812345678", "kind": "ewallet"}
+
+
+def bank_transaction(**changes: Any) -> dict[str, Any]:
+    """A valid transaction; a change of ``...`` drops the field."""
+    message = {
+        "txn_id": "KBANK-0001",
+        "from_account": KBANK,
+        "to_account": SCB_EWALLET,
+        "amount": "1500.25",
+        "currency": "THB",
+        "executed_at": "2026-11-23T10:00:00+07:00",
+    }
+    return _changed(message, changes)
+
+
+def reported_transfer(**changes: Any) -> dict[str, Any]:
+    message = {
+        "from_account": KBANK,
+        "to_account": SCB_EWALLET,
+        "amount": 5000,
+        "currency": "THB",
+        "sent_at": "2026-11-23T03:00:00Z",
+    }
+    return _changed(message, changes)
+
+
+def victim_report(*transfers: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    message = {
+        "report_id": "R-77",
+        "reported_at": "2026-11-23T12:00:00+07:00",
+        "victim_id": "V-9",
+        "country": "TH",
+        "scam_type": "fake_investment",
+        "transfers": list(transfers) or [reported_transfer()],
+    }
+    return _changed(message, changes)
+
+
+def _changed(message: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    for field, value in changes.items():
+        if value is ...:
+            del message[field]
+        else:
+            message[field] = value
+    return message
+
+
+def encoded(message: object) -> bytes:
+    return json.dumps(message).encode()
+
+
+def decode_transaction(message: object) -> Transfer | Rejection:
+    raw = message if isinstance(message, bytes) else encoded(message)
+    return decode_bank_transaction(raw, MAX_BYTES)
+
+
+def decode_report(message: object) -> Report | Rejection:
+    raw = message if isinstance(message, bytes) else encoded(message)
+    return decode_victim_report(raw, MAX_BYTES, RECEIVED_AT_MS)
+
+
+# --- valid input ---------------------------------------------------------------------------
+
+
+def test_bank_transaction_decodes_to_a_transfer_in_minor_units_and_epoch_ms() -> None:
+    assert decode_transaction(bank_transaction()) == Transfer(
+        txn_id="KBANK-0001",
+        source=("bank", "KBANK", "123-4-56789"),
+        target=("ewallet", "SCB", "0812345678"),
+        amount=150_025,
+        currency="THB",
+        at_ms=SENT_AT_MS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        ("1500.25", "THB", 150_025),
+        (1500.25, "THB", 150_025),
+        (1500, "THB", 150_000),
+        ("1500", "THB", 150_000),
+        ("1500.000", "THB", 150_000),
+        (5000, "JPY", 5000),
+        ("5000", "JPY", 5000),
+        ("1.234", "KWD", 1234),
+        ("0.00000001", "BTC", 1),
+        (0.5, "USDT", 500_000),
+    ],
+)
+def test_amount_may_be_a_json_number_or_a_decimal_string(amount: object, currency: str, minor: int) -> None:
+    transfer = decode_transaction(bank_transaction(amount=amount, currency=currency))
+
+    assert isinstance(transfer, Transfer)
+    assert (transfer.amount, transfer.currency) == (minor, currency)
+
+
+@pytest.mark.parametrize(
+    "executed_at",
+    ["2026-11-23T10:00:00+07:00", "2026-11-23T03:00:00Z", "2026-11-23T03:00:00+00:00", "2026-11-22T22:00:00-05:00"],
+)
+def test_the_same_instant_in_any_zone_gives_the_same_epoch_ms(executed_at: str) -> None:
+    transfer = decode_transaction(bank_transaction(executed_at=executed_at))
+
+    assert isinstance(transfer, Transfer)
+    assert transfer.at_ms == SENT_AT_MS
+
+
+def test_milliseconds_are_kept_exactly() -> None:
+    # Float seconds times 1000 used to make this ...429.
+    transfer = decode_transaction(bank_transaction(executed_at="2038-08-15T15:00:50.430Z"))
+
+    assert isinstance(transfer, Transfer)
+    assert transfer.at_ms == 2_165_497_250_430
+
+
+def test_an_account_without_a_kind_is_a_bank_account() -> None:
+    transfer = decode_transaction(bank_transaction(to_account={"institution": "SCB", "account": "42"}))
+
+    assert isinstance(transfer, Transfer)
+    assert transfer.target == ("bank", "SCB", "42")
+
+
+def test_extra_fields_are_ignored_at_every_level() -> None:
+    message = bank_transaction(
+        channel="mobile",
+        memo={"text": "rent", "tags": ["home"]},
+        from_account={**KBANK, "holder_name": "Somchai"},
+    )
+
+    assert decode_transaction(message) == decode_transaction(bank_transaction())
+
+
+def test_victim_report_decodes_with_its_transfers() -> None:
+    report = decode_report(victim_report(reported_transfer(txn_id="KBANK-0001")))
+
+    assert report == Report(
+        report_id="R-77",
+        reported_at_ms=REPORTED_AT_MS,
+        received_at_ms=RECEIVED_AT_MS,
+        victim_id="V-9",
+        country="TH",
+        scam_type="fake_investment",
+        transfers=(
+            Transfer(
+                txn_id="KBANK-0001",
+                source=("bank", "KBANK", "123-4-56789"),
+                target=("ewallet", "SCB", "0812345678"),
+                amount=500_000,
+                currency="THB",
+                at_ms=SENT_AT_MS,
+            ),
+        ),
+    )
+
+
+def test_reported_transfers_without_a_txn_id_get_one_from_the_report_and_their_position() -> None:
+    report = decode_report(
+        victim_report(reported_transfer(), reported_transfer(txn_id="KBANK-0002"), reported_transfer(amount="20.50"))
+    )
+
+    assert isinstance(report, Report)
+    assert [t.txn_id for t in report.transfers] == ["R-77#0", "KBANK-0002", "R-77#2"]
+    assert [t.amount for t in report.transfers] == [500_000, 500_000, 2050]
+    assert report.loss_by_currency == {"THB": 1_002_050}
+
+
+def test_victim_report_ignores_extra_fields() -> None:
+    message = victim_report(reported_transfer(bank_reference="X1"), source_portal="thaipoliceonline")
+
+    assert decode_report(message) == decode_report(victim_report())
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+BAD_TRANSACTIONS = {
+    "missing field": (bank_transaction(txn_id=...), "txn_id"),
+    "amount true": (bank_transaction(amount=True), "amount"),
+    "amount null": (bank_transaction(amount=None), "amount"),
+    "amount a word": (bank_transaction(amount="lots"), "amount"),
+    "txn_id a number": (bank_transaction(txn_id=123), "txn_id"),
+    "txn_id empty": (bank_transaction(txn_id=""), "txn_id"),
+    "txn_id too long": (bank_transaction(txn_id="x" * 129), "txn_id"),
+    "negative amount": (bank_transaction(amount="-5.00"), "amount"),
+    "zero amount": (bank_transaction(amount=0), "amount"),
+    "too many decimals for THB": (bank_transaction(amount=10.005), "amount"),
+    "too many decimals for THB as a string": (bank_transaction(amount="10.005"), "amount"),
+    "decimals for JPY": (bank_transaction(amount=5.5, currency="JPY"), "amount"),
+    "implausibly large": (bank_transaction(amount=10**15), "amount"),
+    "timestamp without a zone": (bank_transaction(executed_at="2026-11-23T10:00:00"), "executed_at"),
+    "timestamp not a date": (bank_transaction(executed_at="yesterday"), "executed_at"),
+    "timestamp a number": (bank_transaction(executed_at=1795402800000), "executed_at"),
+    "lowercase currency": (bank_transaction(currency="thb"), "currency"),
+    "account a plain string": (bank_transaction(from_account="KBANK:123-4-56789"), "from_account"),
+    "account without a number": (bank_transaction(to_account={"institution": "SCB"}), "to_account.account"),
+    "unknown account kind": (bank_transaction(to_account={**SCB_EWALLET, "kind": "card"}), "to_account.kind"),
+}
+
+
+@pytest.mark.parametrize(("message", "field"), BAD_TRANSACTIONS.values(), ids=BAD_TRANSACTIONS.keys())
+def test_an_invalid_transaction_is_rejected_with_a_sentence_naming_the_field(message: object, field: str) -> None:
+    rejection = decode_transaction(message)
+
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason == "invalid_event"
+    assert rejection.error.startswith(f"{field}: ")
+
+
+def test_the_rejection_says_what_is_wrong_with_the_value() -> None:
+    assert decode_transaction(bank_transaction(amount="10.005")) == Rejection(
+        "invalid_event", "amount: 10.005 has more decimal places than THB allows (2)"
+    )
+    assert decode_transaction(bank_transaction(executed_at="2026-11-23T10:00:00")) == Rejection(
+        "invalid_event", "executed_at: '2026-11-23T10:00:00' has no time zone; add Z or an offset such as +07:00"
+    )
+
+
+def test_every_problem_is_listed_not_just_the_first() -> None:
+    rejection = decode_transaction(bank_transaction(txn_id=..., currency="baht"))
+
+    assert isinstance(rejection, Rejection)
+    assert "txn_id: " in rejection.error
+    assert "currency: " in rejection.error
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"txn_id": "KBANK-0001", ', b"", b"not json", b"{'txn_id': 'single quotes'}", b'{"txn_id": "\xff"}'],
+    ids=["truncated", "empty", "text", "single quotes", "invalid UTF-8"],
+)
+def test_bytes_that_are_not_json_are_malformed(raw: bytes) -> None:
+    for rejection in (decode_transaction(raw), decode_report(raw)):
+        assert isinstance(rejection, Rejection)
+        assert rejection.reason == "malformed_json"
+        assert rejection.error.startswith("the message is not valid JSON (UTF-8): ")
+
+
+@pytest.mark.parametrize(
+    "message", [[bank_transaction()], "KBANK-0001", 1500, None], ids=["array", "string", "number", "null"]
+)
+def test_json_that_is_not_an_object_is_an_invalid_event(message: object) -> None:
+    for rejection in (decode_transaction(message), decode_report(message)):
+        assert rejection == Rejection("invalid_event", "Input should be an object")
+
+
+def test_an_oversized_message_is_rejected_before_it_is_parsed() -> None:
+    raw = encoded(bank_transaction(memo="x" * 100))
+
+    assert decode_bank_transaction(raw, max_bytes=100) == Rejection(
+        "oversized", f"the message is {len(raw)} bytes; the limit is 100"
+    )
+    assert decode_victim_report(raw, 100, RECEIVED_AT_MS) == Rejection(
+        "oversized", f"the message is {len(raw)} bytes; the limit is 100"
+    )
+
+
+def test_a_message_of_exactly_the_limit_is_decoded() -> None:
+    raw = encoded(bank_transaction())
+
+    assert isinstance(decode_bank_transaction(raw, max_bytes=len(raw)), Transfer)
+
+
+BAD_REPORTS = {
+    "missing field": (victim_report(victim_id=...), "victim_id"),
+    "no transfers": (victim_report(transfers=[]), "transfers"),
+    "country not ISO 3166": (victim_report(country="Thailand"), "country"),
+    "timestamp without a zone": (victim_report(reported_at="2026-11-23 12:00"), "reported_at"),
+    "scammer phone not E.164": (victim_report(scammer_phones=["081-234-5678"]), "scammer_phones.0"),
+    "transfer amount true": (victim_report(reported_transfer(amount=True)), "transfers.0.amount"),
+    "transfer too many decimals": (
+        victim_report(reported_transfer(), reported_transfer(amount="10.005")),
+        "transfers.1: amount",
+    ),
+    "transfer account a plain string": (victim_report(reported_transfer(to_account="SCB")), "transfers.0.to_account"),
+    "transfer unknown account kind": (
+        victim_report(reported_transfer(from_account={**KBANK, "kind": "cash"})),
+        "transfers.0.from_account.kind",
+    ),
+    "transfer txn_id a number": (victim_report(reported_transfer(txn_id=7)), "transfers.0.txn_id"),
+}
+
+
+@pytest.mark.parametrize(("message", "field"), BAD_REPORTS.values(), ids=BAD_REPORTS.keys())
+def test_an_invalid_report_is_rejected_with_a_sentence_naming_the_field(message: object, field: str) -> None:
+    rejection = decode_report(message)
+
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason == "invalid_event"
+    assert rejection.error.startswith(f"{field}: ")
