@@ -23,12 +23,28 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from connectors.institutions import InstitutionDesk
 from connectors.synthetic_feed import FeedSettings, ScenarioFeed
 from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.errors import InterceptorError
 from pipeline.settings import Settings
-from pipeline.topics import DEAD_LETTERS, FREEZE_ACTIONS, TOPICS, VICTIM_REPORTS
+from pipeline.topics import (
+    ACTION_ACKS,
+    DEAD_LETTERS,
+    FREEZE_ACTIONS,
+    SUSPENSION_ACTIONS,
+    TOPICS,
+    VICTIM_REPORTS,
+    VICTIM_WARNINGS,
+)
 from schemas.fields import minor_unit_exponent
+
+DEMO_SLAS = {
+    "INTERCEPTOR_SLA_CRITICAL": "PT10S",
+    "INTERCEPTOR_SLA_HIGH": "PT20S",
+    "INTERCEPTOR_SLA_MEDIUM": "PT40S",
+    "INTERCEPTOR_SLA_LOW": "PT60S",
+}
 
 
 @dataclass
@@ -39,12 +55,30 @@ class DemoTally:
     latest: dict[str, dict[str, object]] = field(default_factory=dict)
     versions: int = 0
     dead_letters: int = 0
+    suspensions: dict[str, dict[str, object]] = field(default_factory=dict)
+    warnings: dict[str, dict[str, object]] = field(default_factory=dict)
+    escalations: int = 0
+    held_by_action: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
+    first_execution_s: dict[str, float] = field(default_factory=dict)
+
+    def take_ack(self, ack: dict[str, object], sent_at: float) -> None:
+        """What the institution desk answered: money now held, and when each report's first order was executed."""
+        action = self.latest.get(str(ack["action_id"])) or self.suspensions.get(str(ack["action_id"]))
+        if action is None or ack["status"] not in ("executed", "partial"):
+            return
+        if ack.get("amount_held") is not None:
+            self.held_by_action[str(ack["action_id"])] = (str(action["currency"]), Decimal(str(ack["amount_held"])))
+        for report_id in action["report_ids"]:  # type: ignore[attr-defined]
+            sent = self.report_sent_at.get(report_id)
+            if sent is not None and report_id not in self.first_execution_s:
+                self.first_execution_s[report_id] = sent_at - sent
 
     def take_action(self, action: dict[str, object], seen_at: float) -> None:
         self.versions += 1
-        kept = self.latest.get(str(action["action_id"]))
-        if kept is None or int(action["version"]) > int(kept["version"]):  # type: ignore[call-overload]
-            self.latest[str(action["action_id"])] = action
+        if "hold_amount" in action:
+            kept = self.latest.get(str(action["action_id"]))
+            if kept is None or int(action["version"]) > int(kept["version"]):  # type: ignore[call-overload]
+                self.latest[str(action["action_id"])] = action
         for report_id in action["report_ids"]:  # type: ignore[attr-defined]
             sent = self.report_sent_at.get(report_id)
             if sent is not None and report_id not in self.first_action_latency_s:
@@ -70,12 +104,14 @@ async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tally = DemoTally()
-    feed = ScenarioFeed(FeedSettings(seed=int(time.time()), cases_per_minute=20, bad_event_every=500))
+    seed = int(time.time())
+    feed = ScenarioFeed(FeedSettings(seed=seed, cases_per_minute=20, bad_event_every=500, telecom=True))
+    desk = InstitutionDesk(seed)
     try:
         await _wait_until_ready(settings.data_dir / "demo-worker.log", worker)
         print("worker ready; feeding background bank traffic and scam cases (Ctrl-C to stop)\n", flush=True)
         started = time.monotonic()
-        await _run_feed(settings, bootstrap, feed, tally, stop, started, duration_s, worker)
+        await _run_feed(settings, bootstrap, feed, desk, tally, stop, started, duration_s, worker)
     finally:
         _stop_worker(worker)
     _print_summary(feed, tally, time.monotonic() - started)
@@ -85,6 +121,7 @@ async def _run_feed(
     settings: Settings,
     bootstrap: str,
     feed: ScenarioFeed,
+    desk: InstitutionDesk,
     tally: DemoTally,
     stop: asyncio.Event,
     started: float,
@@ -93,29 +130,49 @@ async def _run_feed(
 ) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     actions_topic, dead_topic = settings.topic(FREEZE_ACTIONS), settings.topic(DEAD_LETTERS)
+    suspensions_topic, warnings_topic = settings.topic(SUSPENSION_ACTIONS), settings.topic(VICTIM_WARNINGS)
     watcher = AIOKafkaConsumer(
-        actions_topic, dead_topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=20
-    )
+        actions_topic, suspensions_topic, warnings_topic, dead_topic,
+        bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=20,
+    )  # fmt: skip
     await producer.start()
     await watcher.start()
     try:
         while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
             if worker.poll() is not None:
                 raise InterceptorError(f"the worker exited with code {worker.returncode}; see its log")
-            for event in feed.events_until(int(time.time() * 1000)):
+            now_ms = int(time.time() * 1000)
+            for event in [*feed.events_until(now_ms), *desk.acks_until(now_ms)]:
                 topic = settings.topic_prefix + event.topic
                 await producer.send(topic, event.encode(), key=event.key)
                 tally.sent[event.topic] = tally.sent.get(event.topic, 0) + 1
                 if event.topic == VICTIM_REPORTS.name and isinstance(event.value, dict):
                     tally.report_sent_at[str(event.value["report_id"])] = time.time()
+                if event.topic == ACTION_ACKS.name and isinstance(event.value, dict):
+                    tally.take_ack(event.value, time.time())
             for tp, records in (await watcher.getmany(timeout_ms=50)).items():
                 for record in records:
+                    elapsed = time.monotonic() - started
                     if tp.topic == dead_topic:
                         tally.dead_letters += 1
                         continue
-                    action = orjson.loads(record.value)
-                    tally.take_action(action, time.time())
-                    _print_action(action, time.monotonic() - started)
+                    message = orjson.loads(record.value)
+                    if tp.topic == warnings_topic:
+                        tally.warnings[message["warning_id"]] = message
+                        print(f"[{elapsed:7.1f}s] WARN   {message['msisdn']} at {message['operator']}: "
+                              f"called by reported scammer {message['scammer_msisdn']}", flush=True)  # fmt: skip
+                        continue
+                    tally.escalations += 1 if message.get("escalation") else 0
+                    desk.take(message, int(time.time() * 1000))
+                    if tp.topic == suspensions_topic:
+                        tally.suspensions[message["action_id"]] = message
+                        tally.take_action(message, time.time())
+                        print(f"[{elapsed:7.1f}s] SUSPEND {message['status']:<7} priority {message['priority']:>3}  "
+                              f"{message['target_type']} {message['target']} at {message['addressee']}"
+                              f"  v{message['version']}", flush=True)  # fmt: skip
+                        continue
+                    tally.take_action(message, time.time())
+                    _print_action(message, elapsed)
         await producer.flush()
     finally:
         await watcher.stop()
@@ -156,7 +213,19 @@ def _print_summary(feed: ScenarioFeed, tally: DemoTally, elapsed_s: float) -> No
     else:
         print("report→action      no report received an action yet (run longer)")
     share = f"{100 * frozen / stolen:.1f}%" if stolen else "n/a (no report sent yet)"
-    print(f"stolen money held  {share} of {len(reported)} reported cases")
+    print(f"stolen money under freeze orders  {share} of {len(reported)} reported cases")
+    held: dict[str, Decimal] = {}
+    for currency, amount in tally.held_by_action.values():
+        held[currency] = held.get(currency, Decimal(0)) + amount
+    held_text = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(held.items())) or "none yet"
+    print(f"money held         {held_text} (executed acks from institutions)")
+    executions = sorted(tally.first_execution_s.values())
+    if executions:
+        print(f"report→executed    p50 {statistics.median(executions):.1f} s over {len(executions)} reports")
+    else:
+        print("report→executed    no executed ack yet (run longer)")
+    print(f"suspensions        {len(tally.suspensions)} distinct, {tally.escalations} escalated versions seen")
+    print(f"victim warnings    {len(tally.warnings)} numbers warned")
 
 
 def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
@@ -174,8 +243,10 @@ def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]
     ]
     if settings.metrics_port is not None:
         command += ["--metrics-port", str(settings.metrics_port)]
+    # Demo time is compressed: SLAs of seconds, so escalations show within a short run.
+    env = {**DEMO_SLAS, **os.environ}
     return subprocess.Popen(  # noqa: S603 - our own CLI
-        command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy()
+        command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env
     )
 
 

@@ -23,9 +23,29 @@ class Metrics:
             registry=self.registry,
         )  # fmt: skip
         self.actions_emitted = Counter(
-            "interceptor_actions_emitted_total", "Freeze action versions emitted", ["band", "status"],
+            "interceptor_actions_emitted_total", "Action versions emitted", ["kind", "band", "status"],
             registry=self.registry,
         )  # fmt: skip
+        self.warnings_emitted = Counter(
+            "interceptor_victim_warnings_total", "Victim warning versions emitted", registry=self.registry
+        )
+        self.report_to_first_execution = Histogram(
+            "interceptor_report_to_first_executed_ack_seconds",
+            "From a report reaching the broker to the first executed (or partial) ack of an action it caused",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.acks = Counter("interceptor_acks_total", "Acks received", ["status"], registry=self.registry)
+        self.escalations = Counter(
+            "interceptor_escalations_total", "Actions re-issued after missing their SLA", ["kind", "band"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.money_held = Gauge(
+            "interceptor_money_held", "Sum of amount_held acked by institutions (major units)",
+            ["institution", "currency"], registry=self.registry,
+        )  # fmt: skip
+        self.open_actions = Gauge(
+            "interceptor_open_actions", "Active actions not yet acknowledged", ["band"], registry=self.registry
+        )
         self.report_to_first_action = Histogram(
             "interceptor_report_to_first_action_seconds",
             "From a report reaching the broker to the first freeze action it caused being delivered",

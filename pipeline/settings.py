@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.topics import TopicSpec
+from processors.lifecycle import SlaPolicy
 from processors.money_trail import TraceSettings
+from processors.telecom import TelecomSettings
+from schemas.signing import SigningKeys
 
 
 class Settings(BaseSettings):
@@ -35,6 +38,22 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    telecom_window_back: timedelta = Field(default=timedelta(days=30), description="telecom events before a report")
+    telecom_window_forward: timedelta = Field(default=timedelta(hours=24), description="telecom events after a report")
+    default_addressee: str = Field(default="war-room", description="who acts when the operator or platform is unknown")
+    signing_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description='per-addressee HMAC keys, JSON: {"KBANK": "…", "AIS": "…"}'
+    )
+    default_signing_key: SecretStr = Field(
+        default=SecretStr("interceptor-development-key"),
+        description="for addressees without their own key; set a real one outside development",
+    )
+    sla_critical: timedelta = Field(default=timedelta(minutes=5), description="execute within this, priority >= 80")
+    sla_high: timedelta = Field(default=timedelta(minutes=15), description="priority 60-79")
+    sla_medium: timedelta = Field(default=timedelta(hours=1), description="priority 40-59")
+    sla_low: timedelta = Field(default=timedelta(hours=4), description="priority below 40")
+    escalation_check_interval_s: float = Field(default=1.0, gt=0)
+
     batch_max_records: int = Field(default=20_000, ge=1)
     batch_timeout_ms: int = Field(default=20, ge=0)
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="how long the broker may hold a fetch for more data")
@@ -58,6 +77,30 @@ class Settings(BaseSettings):
         return self.topic_prefix + spec.name
 
     @property
+    def telecom(self) -> TelecomSettings:
+        return TelecomSettings(
+            window_back_ms=_ms(self.telecom_window_back),
+            window_forward_ms=_ms(self.telecom_window_forward),
+            default_addressee=self.default_addressee,
+        )
+
+    @property
+    def sla(self) -> SlaPolicy:
+        return SlaPolicy(
+            critical_ms=_ms(self.sla_critical),
+            high_ms=_ms(self.sla_high),
+            medium_ms=_ms(self.sla_medium),
+            low_ms=_ms(self.sla_low),
+        )
+
+    @property
+    def signing(self) -> SigningKeys:
+        return SigningKeys(
+            keys={name: key.get_secret_value().encode() for name, key in self.signing_keys.items()},
+            default=self.default_signing_key.get_secret_value().encode(),
+        )
+
+    @property
     def hold_duration_ms(self) -> int:
         return int(self.hold_duration.total_seconds() * 1000)
 
@@ -65,3 +108,7 @@ class Settings(BaseSettings):
         """CLI flags win over the environment; flags left unset (None) do not override."""
         given = {key: value for key, value in overrides.items() if value is not None}
         return type(self).model_validate({**self.model_dump(), **given})
+
+
+def _ms(duration: timedelta) -> int:
+    return int(duration.total_seconds() * 1000)

@@ -5,13 +5,14 @@ Topic creation, JSON Schema export and the README's topic table are all generate
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
 
-from schemas.actions import DeadLetter, FreezeAction
-from schemas.events import BankTransaction, VictimReport
+from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
+from schemas.events import ActionAck, BankTransaction, TelecomEvent, VictimReport
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -26,6 +27,7 @@ class TopicSpec:
     model: type[BaseModel]
     description: str
     compacted: bool = False
+    per_addressee: bool = False  # also routed to `<name>.<addressee>`, so each institution reads only its own
 
     @property
     def config(self) -> dict[str, str]:
@@ -62,6 +64,7 @@ FREEZE_ACTIONS = TopicSpec(
     FreezeAction,
     "versioned hold orders; keep the highest version per action_id",
     compacted=True,
+    per_addressee=True,
 )
 DEAD_LETTERS = TopicSpec(
     "dead-letters",
@@ -73,8 +76,63 @@ DEAD_LETTERS = TopicSpec(
     "input we could not use, with the reason and the original bytes",
 )
 
-TOPICS: tuple[TopicSpec, ...] = (VICTIM_REPORTS, BANK_TRANSACTIONS, FREEZE_ACTIONS, DEAD_LETTERS)
+TELECOM_EVENTS = TopicSpec(
+    "telecom-events",
+    "in",
+    "any (ignored)",
+    3,
+    35 * DAY_MS,
+    TelecomEvent,
+    "calls, messages, SIM registrations and swaps, data sessions from operators",
+)
+ACTION_ACKS = TopicSpec(
+    "action-acks",
+    "in",
+    "any (ignored)",
+    1,
+    90 * DAY_MS,
+    ActionAck,
+    "institutions' answers: executed, partial, rejected, not_found",
+)
+SUSPENSION_ACTIONS = TopicSpec(
+    "suspension-actions",
+    "out",
+    "target",
+    3,
+    30 * DAY_MS,
+    SuspensionAction,
+    "versioned suspensions of numbers, handsets and IPs, and page takedowns",
+    compacted=True,
+    per_addressee=True,
+)
+VICTIM_WARNINGS = TopicSpec(
+    "victim-warnings",
+    "out",
+    "warned msisdn",
+    1,
+    30 * DAY_MS,
+    VictimWarning,
+    "numbers a reported scammer contacted: warn them before they pay",
+    compacted=True,
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    VICTIM_REPORTS,
+    BANK_TRANSACTIONS,
+    TELECOM_EVENTS,
+    ACTION_ACKS,
+    FREEZE_ACTIONS,
+    SUSPENSION_ACTIONS,
+    VICTIM_WARNINGS,
+    DEAD_LETTERS,
+)
 INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
+
+
+def addressee_topic(spec: TopicSpec, addressee: str) -> str:
+    """``freeze-actions.<addressee>``: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``."""
+    safe = re.sub(r"[^a-z0-9_-]+", "-", addressee.lower()).strip("-")[:100] or "unknown"
+    return f"{spec.name}.{safe}"
 
 
 def topic_table_markdown() -> str:
@@ -88,4 +146,9 @@ def topic_table_markdown() -> str:
             f"| `{topic.name}` | {topic.direction} | {topic.key} | {topic.partitions} | {retention} "
             f"| `schemas/json/{topic.name}.schema.json` | {topic.description} |"
         )
+        if topic.per_addressee:
+            rows.append(
+                f"| `{topic.name}.<addressee>` | out | as above | {topic.partitions} | {retention} | as above "
+                f"| the same actions, one topic per addressee (see *Routing*) |"
+            )
     return "\n".join(rows) + "\n"

@@ -26,12 +26,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from pipeline.assignment import SingleActiveAssignor
-from pipeline.encode import encode_dead_letter, encode_freeze_action, restore_fingerprint
+from pipeline.encode import restore_freeze_order, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception
 from pipeline.metrics import Metrics
+from pipeline.publisher import Publisher
 from pipeline.recovery import Records, partitions_of, read_partitions
 from pipeline.settings import Settings
-from pipeline.topics import DEAD_LETTERS, FREEZE_ACTIONS, INPUT_TOPICS
+from pipeline.topics import FREEZE_ACTIONS, INPUT_TOPICS, SUSPENSION_ACTIONS, VICTIM_WARNINGS
+from processors.freeze_orders import FreezeOrder
 from processors.priority import priority_band
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class InterceptionWorker(mode.Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._next_lag_at = 0.0
+        self._publisher: Publisher | None = None
+        self._publishing = asyncio.Lock()  # batch and escalation results go out one at a time, in order
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -84,6 +88,7 @@ class InterceptionWorker(mode.Service):
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         await self._producer.start()
+        self._publisher = Publisher(settings, self.bootstrap, self._producer)
         await self._consumer.start()
         self._consumer.subscribe([settings.topic(t) for t in INPUT_TOPICS], listener=self._watch)
 
@@ -115,46 +120,66 @@ class InterceptionWorker(mode.Service):
     async def _process(self, batches: dict[TopicPartition, Records]) -> None:
         started = time.perf_counter()
         records = [record for batch in batches.values() for record in batch]
-        result = self.interception.process(records, now_ms=_now_ms())
-        for report_id in result.new_reports:
-            self._awaiting_first_action.setdefault(report_id, self.interception.trail.reports[report_id].received_at_ms)
-        await self._publish(result)
-        assert self._consumer is not None
-        await self._consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
+        async with self._publishing:
+            result = self.interception.process(records, now_ms=_now_ms())
+            for report_id in result.new_reports:
+                report = self.interception.trail.reports[report_id]
+                self._awaiting_first_action.setdefault(report_id, report.received_at_ms)
+            await self._publish(result)
+            assert self._consumer is not None
+            await self._consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
         for tp, batch in batches.items():
             self.metrics.events_consumed.labels(tp.topic).inc(len(batch))
         self.metrics.batch_size.observe(len(records))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
+    @mode.Service.task
+    async def _escalate(self) -> None:
+        """Re-issue actions that missed their SLA; the clock is the wall clock, so this runs on a timer."""
+        await self.ready.wait()
+        while not self.should_stop:
+            await self.sleep(self.settings.escalation_check_interval_s)
+            async with self._publishing:
+                result = self.interception.escalate(_now_ms())
+                if result.escalated:
+                    await self._publish(result)
+            for action in result.escalated:
+                kind = "freeze" if isinstance(action, FreezeOrder) else "suspension"
+                self.metrics.escalations.labels(kind, priority_band(action.priority)).inc()
+
     async def _publish(self, result: BatchResult) -> None:
-        producer = self._producer
-        assert producer is not None
-        deliveries = []
-        now_ms = _now_ms()
-        for rejected in result.rejected:
-            record = rejected.record
-            key, value = encode_dead_letter(
-                record.topic, record.partition, record.offset, record.value, rejected.rejection, now_ms
-            )
-            deliveries.append(await producer.send(self.settings.topic(DEAD_LETTERS), value, key=key))
-            self.metrics.dead_letters.labels(record.topic, rejected.rejection.reason).inc()
-        for order in result.orders:
-            key, value = encode_freeze_action(order)
-            deliveries.append(await producer.send(self.settings.topic(FREEZE_ACTIONS), value, key=key))
-        if deliveries:
-            await asyncio.gather(*deliveries)
+        assert self._publisher is not None
+        await self._publisher.publish(result, _now_ms())
         delivered_s = time.time()
-        for order in result.orders:
-            self.metrics.actions_emitted.labels(priority_band(order.priority), order.status).inc()
-            for report_id in order.report_ids:
+        metrics = self.metrics
+        for rejected in result.rejected:
+            metrics.dead_letters.labels(rejected.record.topic, rejected.rejection.reason).inc()
+        for action in result.actions:
+            kind = "freeze" if isinstance(action, FreezeOrder) else "suspension"
+            metrics.actions_emitted.labels(kind, priority_band(action.priority), action.status).inc()
+            for report_id in action.report_ids:
                 received_ms = self._awaiting_first_action.pop(report_id, None)
                 if received_ms is not None:
-                    self.metrics.report_to_first_action.observe(max(0.0, delivered_s - received_ms / 1000))
-        if result.orders:
-            self.metrics.live_freeze_actions.set(len(self.interception.book.live_orders()))
+                    metrics.report_to_first_action.observe(max(0.0, delivered_s - received_ms / 1000))
+        metrics.warnings_emitted.inc(len(result.warnings))
+        for ack in result.acks:
+            metrics.acks.labels(ack.status).inc()
+            if ack.report_to_execution_ms is not None:
+                metrics.report_to_first_execution.observe(ack.report_to_execution_ms / 1000)
+        if result.acks:
+            for (institution, currency), held in self.interception.lifecycle.money_held().items():
+                metrics.money_held.labels(institution, currency).set(float(held))
+        if result.actions or result.acks:
+            metrics.live_freeze_actions.set(len(self.interception.book.live_orders()))
+            for band, count in self.interception.lifecycle.open_by_band().items():
+                metrics.open_actions.labels(band).set(count)
 
     async def _recover(self) -> None:
-        """Rebuild state for the partitions just assigned (start-up, or a standby taking over)."""
+        """Rebuild state for the partitions just assigned (start-up, or a standby taking over).
+
+        Actions already issued are read back first (the order books and the lifecycle), then the
+        inputs are replayed up to the committed offsets, acks included; nothing is published.
+        """
         consumer = self._consumer
         assert consumer is not None
         self._watch.changed.clear()
@@ -166,17 +191,23 @@ class InterceptionWorker(mode.Service):
             self.ready.set()
             return
         started = time.monotonic()
+        restored = 0
+        for spec, restore in (
+            (FREEZE_ACTIONS, self._restore_freezes),
+            (SUSPENSION_ACTIONS, self._restore_suspensions),
+            (VICTIM_WARNINGS, self._restore_warnings),
+        ):
+            topic = self.settings.topic(spec)
+            partitions = await partitions_of(self.bootstrap, topic)
+            restored += await read_partitions(
+                self.bootstrap, {TopicPartition(topic, p): None for p in partitions}, restore
+            )
         committed = {tp: (await consumer.committed(tp)) or 0 for tp in assigned}
         scratch = BatchResult()
         replayed = await read_partitions(
             self.bootstrap, dict(committed), lambda records: self.interception.ingest(records, scratch)
         )
-        self.interception.trail.retrace()
-        actions_topic = self.settings.topic(FREEZE_ACTIONS)
-        partitions = await partitions_of(self.bootstrap, actions_topic)
-        restored = await read_partitions(
-            self.bootstrap, {TopicPartition(actions_topic, p): None for p in partitions}, self._restore_actions
-        )
+        self.interception.rebuild(now_ms=_now_ms())
         for tp, offset in committed.items():
             consumer.seek(tp, offset)
         log.info(
@@ -185,11 +216,21 @@ class InterceptionWorker(mode.Service):
         )  # fmt: skip
         self.ready.set()
 
-    def _restore_actions(self, records: Records) -> None:
+    def _restore_freezes(self, records: Records) -> None:
         for record in records:
             if record.value:
-                action_id, version, fingerprint = restore_fingerprint(record.value)
-                self.interception.book.restore(action_id, version, fingerprint)
+                order = restore_freeze_order(record.value)
+                self.interception.restore(order)
+
+    def _restore_suspensions(self, records: Records) -> None:
+        for record in records:
+            if record.value:
+                self.interception.restore(restore_suspension(record.value))
+
+    def _restore_warnings(self, records: Records) -> None:
+        for record in records:
+            if record.value:
+                self.interception.restore(restore_warning(record.value))
 
     @mode.Service.task
     async def _housekeeping(self) -> None:

@@ -48,6 +48,7 @@ class TransactionIndex:
         self._outgoing: dict[AccountKey, list[Outflow]] = {}
         self._seen: dict[str, int] = {}
         self._accounts: dict[AccountKey, AccountKey] = {}
+        self._new_accounts: list[AccountKey] = []
         self.watermark_ms = 0
 
     def __len__(self) -> int:
@@ -59,7 +60,13 @@ class TransactionIndex:
             kind, institution, number = account
             known = (sys.intern(kind), sys.intern(institution), sys.intern(number))
             self._accounts[known] = known
+            self._new_accounts.append(known)
         return known
+
+    def drain_new_accounts(self) -> list[AccountKey]:
+        """Accounts seen for the first time since the last call (for payment-proxy links)."""
+        drained, self._new_accounts = self._new_accounts, []
+        return drained
 
     def add(self, transfer: Transfer) -> bool:
         """Index a transfer; False if its ``txn_id`` was indexed before (a redelivery)."""

@@ -7,6 +7,7 @@ exact arithmetic and keeps millions of transactions in memory cheaply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 # (kind, institution, account): a tuple hashes fast and interns well.
 AccountKey = tuple[str, str, str]
@@ -31,6 +32,8 @@ class Report:
     country: str
     scam_type: str
     transfers: tuple[Transfer, ...]
+    scammer_phones: tuple[str, ...] = ()
+    scam_urls: tuple[str, ...] = ()
 
     @property
     def loss_by_currency(self) -> dict[str, int]:
@@ -38,6 +41,32 @@ class Report:
         for transfer in self.transfers:
             loss[transfer.currency] = loss.get(transfer.currency, 0) + transfer.amount
         return loss
+
+
+@dataclass(frozen=True, slots=True)
+class TelecomEvent:
+    event_id: str
+    operator: str
+    kind: str  # call, sms, sim_registration, sim_swap, data_session
+    msisdn: str
+    at_ms: int
+    counterparty_msisdn: str | None = None
+    registered_id: str | None = None
+    imei: str | None = None
+    ip: str | None = None
+    cell_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    action_id: str
+    version: int
+    addressee: str
+    status: str  # executed, partial, rejected, not_found
+    amount_held: Decimal | None
+    acked_at_ms: int
+    received_at_ms: int
+    note: str = ""
 
 
 def account_label(account: AccountKey) -> str:

@@ -31,6 +31,7 @@ class FreezeAction(OutputModel):
 
     action_id: str = Field(description="stable for the target and currency")
     version: int = Field(ge=1)
+    addressee: str = Field(description="the institution that must act: bank, wallet provider or exchange")
     status: Literal["active", "released"] = Field(
         description="released: a re-trace attributes no tainted money here any more; lift the hold"
     )
@@ -48,6 +49,8 @@ class FreezeAction(OutputModel):
     issued_at: datetime
     report_received_at: datetime = Field(description="when the first report behind this action reached us")
     hold_expires_at: datetime = Field(description="holds are time-limited; renew with new evidence")
+    escalation: int = Field(ge=0, description="times this order missed its SLA and was re-issued")
+    signature: str = Field(description="hmac-sha256=<hex> over the canonical encoding, keyed per addressee")
 
 
 class DeadLetter(OutputModel):
@@ -61,3 +64,36 @@ class DeadLetter(OutputModel):
     payload: str
     payload_encoding: Literal["utf-8", "base64"]
     received_at: datetime
+
+
+class SuspensionAction(OutputModel):
+    """Suspend a number, handset or IP at its operator, or take a page down at its platform."""
+
+    action_id: str = Field(description="stable for the target")
+    version: int = Field(ge=1)
+    status: Literal["active", "released"]
+    target_type: Literal["msisdn", "imei", "ip", "url"]
+    target: str
+    addressee: str = Field(description="the operator or platform that must act")
+    priority: int = Field(ge=0, le=100)
+    reasons: list[str]
+    report_ids: list[str]
+    evidence: list[str] = Field(description="telecom event ids behind the action")
+    issued_at: datetime
+    report_received_at: datetime
+    escalation: int = Field(ge=0, description="times this order missed its SLA and was re-issued")
+    signature: str
+
+
+class VictimWarning(OutputModel):
+    """Warn a number a reported scammer has been calling or messaging, before its owner pays."""
+
+    warning_id: str
+    version: int = Field(ge=1)
+    status: Literal["active", "released"] = Field(description="released: the number is no longer thought at risk")
+    msisdn: str
+    operator: str
+    scammer_msisdn: str
+    last_contact_at: datetime
+    report_ids: list[str]
+    issued_at: datetime

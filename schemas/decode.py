@@ -12,8 +12,9 @@ from typing import TypeVar
 import msgspec
 from pydantic import BaseModel, ValidationError
 
-from processors.records import AccountKey, Report, Transfer
-from schemas.events import AccountRef, BankTransaction, ReportedTransfer, VictimReport
+from processors.records import AccountKey, Ack, Report, TelecomEvent, Transfer
+from schemas.events import AccountRef, ActionAck, BankTransaction, ReportedTransfer, VictimReport
+from schemas.events import TelecomEvent as WireTelecomEvent
 from schemas.fast import AccountRefStruct, bank_transaction_decoder
 from schemas.fields import FieldError, parse_amount, parse_currency, parse_timestamp_ms, to_minor_units
 
@@ -94,6 +95,46 @@ def decode_victim_report(raw: bytes, max_bytes: int, received_at_ms: int) -> Rep
         country=report.country,
         scam_type=report.scam_type,
         transfers=transfers,
+        scammer_phones=tuple(dict.fromkeys(report.scammer_phones)),
+        scam_urls=tuple(dict.fromkeys(report.scam_urls)),
+    )
+
+
+def decode_telecom_event(raw: bytes, max_bytes: int) -> TelecomEvent | Rejection:
+    if len(raw) > max_bytes:
+        return _oversized(raw, max_bytes)
+    event = _validate(WireTelecomEvent, raw)
+    if isinstance(event, Rejection):
+        return event
+    return TelecomEvent(
+        event_id=event.event_id,
+        operator=event.operator,
+        kind=event.kind,
+        msisdn=event.msisdn,
+        at_ms=event.occurred_at,
+        counterparty_msisdn=event.counterparty_msisdn,
+        registered_id=event.registered_id,
+        imei=event.imei,
+        ip=event.ip,
+        cell_id=event.cell_id,
+    )
+
+
+def decode_action_ack(raw: bytes, max_bytes: int, received_at_ms: int) -> Ack | Rejection:
+    if len(raw) > max_bytes:
+        return _oversized(raw, max_bytes)
+    ack = _validate(ActionAck, raw)
+    if isinstance(ack, Rejection):
+        return ack
+    return Ack(
+        action_id=ack.action_id,
+        version=ack.version,
+        addressee=ack.addressee,
+        status=ack.status,
+        amount_held=ack.amount_held,
+        acked_at_ms=ack.acked_at,
+        received_at_ms=received_at_ms,
+        note=ack.note,
     )
 
 

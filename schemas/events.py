@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from schemas.fields import FieldError, parse_amount, parse_currency, parse_timestamp_ms, to_minor_units
+from schemas.fields import FieldError, parse_amount, parse_currency, parse_ip, parse_timestamp_ms, to_minor_units
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -40,6 +40,9 @@ Currency = Annotated[
     BeforeValidator(_as_validator(parse_currency)),
     Field(json_schema_extra={"pattern": "^[A-Z][A-Z0-9]{2,9}$"}),
 ]
+
+Msisdn = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$"), Field(description="E.164")]
+IpAddress = Annotated[str, BeforeValidator(_as_validator(parse_ip)), Field(json_schema_extra={"format": "ip"})]
 
 
 class WireModel(BaseModel):
@@ -84,8 +87,10 @@ class VictimReport(WireModel):
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
     scam_type: Identifier
     transfers: Annotated[list[ReportedTransfer], Field(min_length=1, max_length=200)]
-    scammer_phones: list[Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []
-    scam_urls: list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]] = []
+    scammer_phones: Annotated[list[Msisdn], Field(max_length=50)] = []
+    scam_urls: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]], Field(max_length=50)
+    ] = []
 
 
 class BankTransaction(MoneyModel):
@@ -95,3 +100,47 @@ class BankTransaction(MoneyModel):
     from_account: AccountRef
     to_account: AccountRef
     executed_at: Timestamp
+
+
+TelecomKind = Literal["call", "sms", "sim_registration", "sim_swap", "data_session"]
+# Which optional field each kind of telecom event cannot do without.
+REQUIRED_BY_KIND: dict[str, str] = {
+    "call": "counterparty_msisdn",
+    "sms": "counterparty_msisdn",
+    "sim_registration": "registered_id",
+    "data_session": "ip",
+}
+
+
+class TelecomEvent(WireModel):
+    """One event from an operator's network about a subscriber number (``msisdn``)."""
+
+    event_id: Identifier
+    operator: Identifier
+    kind: TelecomKind
+    msisdn: Msisdn
+    occurred_at: Timestamp
+    counterparty_msisdn: Msisdn | None = None
+    registered_id: Identifier | None = Field(default=None, description="opaque identity document reference")
+    imei: Annotated[str, StringConstraints(pattern=r"^[0-9]{14,16}$")] | None = None
+    ip: IpAddress | None = None
+    cell_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _has_what_its_kind_needs(self) -> Self:
+        needed = REQUIRED_BY_KIND.get(self.kind)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"{needed}: required for a {self.kind} event")
+        return self
+
+
+class ActionAck(WireModel):
+    """An institution's answer to an action version it received."""
+
+    action_id: Identifier
+    version: Annotated[int, Field(ge=1)]
+    addressee: Identifier
+    status: Literal["executed", "partial", "rejected", "not_found"]
+    amount_held: Amount | None = Field(default=None, description="freeze actions: what the institution now holds")
+    acked_at: Timestamp
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""

@@ -6,6 +6,7 @@ so they cannot disagree on what a valid value is.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,16 @@ def parse_currency(value: object) -> str:
     if not isinstance(value, str) or _CURRENCY.fullmatch(value) is None:
         raise FieldError(f"{value!r} is not a currency code such as THB, USD or USDT")
     return value
+
+
+def parse_ip(value: object) -> str:
+    """An IPv4 or IPv6 address, normalised (``2001:DB8::1`` -> ``2001:db8::1``)."""
+    if not isinstance(value, str):
+        raise FieldError("must be an IP address string")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise FieldError(f"{value!r} is not an IPv4 or IPv6 address") from None
 
 
 def minor_unit_exponent(currency: str) -> int:

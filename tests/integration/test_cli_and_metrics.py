@@ -76,7 +76,11 @@ def test_demo_runs_the_whole_system_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"dead letters\s+[1-9]", summary), "the feed's deliberately bad messages must be dead-lettered"
     assert re.search(r"actions out\s+[1-9]\d* versions", summary)
     assert re.search(r"report→action\s+p50 \d+ ms, p99 \d+ ms", summary)
-    assert re.search(r"stolen money held\s+\d+\.\d%", summary)
+    assert re.search(r"stolen money under freeze orders\s+\d+\.\d%", summary)
+    assert re.search(r"money held\s+[\d,]+\.\d\d THB", summary), "the institution desk's executed acks count"
+    assert re.search(r"report→executed\s+p50 \d+\.\d s", summary)
+    assert re.search(r"suspensions\s+[1-9]\d* distinct", summary)
+    assert re.search(r"victim warnings\s+[1-9]\d* numbers", summary)
     assert "FREEZE active" in result.stdout
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False)
     assert leftovers.stdout == "", "the demo left a process running"

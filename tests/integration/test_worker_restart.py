@@ -18,6 +18,7 @@ from kafka_client import HOUR, account, collect, latest_versions, now, produce, 
 
 from pipeline.interception import Interception
 from pipeline.settings import Settings
+from pipeline.topics import INPUT_TOPICS
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +187,8 @@ async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_le
     try:
         await produce(bootstrap, events[:half])
         await wait_consumed(active.metrics.registry, half)
-        assert active._consumer and len(active._consumer.assignment()) == 6  # both input topics, 3 partitions each
+        every_input_partition = sum(topic.partitions for topic in INPUT_TOPICS)
+        assert active._consumer and len(active._consumer.assignment()) == every_input_partition
         assert standby._consumer and standby._consumer.assignment() == set()
         await active.stop()
         await produce(bootstrap, events[half:])

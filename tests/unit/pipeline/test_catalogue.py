@@ -30,3 +30,12 @@ def test_every_topic_name_key_partitions_and_retention_are_stated() -> None:
     for topic in TOPICS:
         assert topic.key and topic.partitions >= 1 and topic.retention_ms > 0
         assert topic.config["cleanup.policy"] in {"compact", "delete"}
+
+
+def test_addressee_topics_are_safe_names_one_per_institution() -> None:
+    from pipeline.topics import FREEZE_ACTIONS, addressee_topic
+
+    assert addressee_topic(FREEZE_ACTIONS, "KBANK") == "freeze-actions.kbank"
+    assert addressee_topic(FREEZE_ACTIONS, "True Money/TH") == "freeze-actions.true-money-th"
+    assert addressee_topic(FREEZE_ACTIONS, "../") == "freeze-actions.unknown"
+    assert addressee_topic(FREEZE_ACTIONS, "SCB") != addressee_topic(FREEZE_ACTIONS, "SCBX")

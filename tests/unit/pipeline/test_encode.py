@@ -7,11 +7,12 @@ from types import SimpleNamespace
 
 import orjson
 
-from pipeline.encode import encode_dead_letter, encode_freeze_action, restore_fingerprint
+from pipeline.encode import encode_dead_letter, encode_freeze_action, restore_freeze_order
 from pipeline.interception import Interception
 from pipeline.settings import Settings
 from schemas.actions import DeadLetter, FreezeAction
 from schemas.decode import Rejection
+from schemas.signing import SigningKeys, verify
 
 ACCOUNT = {"institution": "KBANK", "account": "1"}
 
@@ -35,19 +36,39 @@ def _orders():
     return Interception(Settings()).process(records, now_ms=1_795_500_000_000).orders
 
 
+KEYS = SigningKeys(keys={"SCB": b"scb-key"}, default=b"default-key")
+
+
 def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() -> None:
     orders = _orders()
     assert len(orders) == 2
     for order in orders:
-        key, value = encode_freeze_action(order)
+        key, value = encode_freeze_action(order, KEYS)
         action = FreezeAction.model_validate_json(value)
         assert key == f"{order.target[0]}:{order.target[1]}:{order.target[2]}".encode()
-        assert restore_fingerprint(value) == (order.action_id, order.version, order.fingerprint)
+        restored = restore_freeze_order(value)
+        assert (restored.action_id, restored.version, restored.fingerprint) == (
+            order.action_id,
+            order.version,
+            order.fingerprint,
+        )
+        assert restored.trail == order.trail
         assert action.trail and action.trail[0].hop == 0
 
 
+def test_every_emitted_action_verifies_with_its_addressees_key_only() -> None:
+    for order in _orders():
+        _, value = encode_freeze_action(order, KEYS)
+        own_key = KEYS.for_addressee(order.addressee)
+        assert verify(value, own_key)
+        assert not verify(value, b"someone-else")
+        tampered = orjson.loads(value)
+        tampered["hold_amount"] = "999999.00"
+        assert not verify(orjson.dumps(tampered), own_key)
+
+
 def test_amounts_go_out_as_decimal_strings_in_the_currency_minor_unit() -> None:
-    by_account = {o.target[2]: FreezeAction.model_validate_json(encode_freeze_action(o)[1]) for o in _orders()}
+    by_account = {o.target[2]: FreezeAction.model_validate_json(encode_freeze_action(o, KEYS)[1]) for o in _orders()}
     assert by_account["m1"].hold_amount == "600.50"
     assert by_account["m1"].tainted_received == "1000.50"
     assert by_account["w"].hold_amount == "400.00"

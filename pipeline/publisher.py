@@ -1,0 +1,82 @@
+"""Where each result goes: shared topics, per-addressee topics, dead letters; signed on the way out.
+
+Every action goes to its shared topic (the war room's view) and to ``<topic>.<addressee>``,
+so each institution reads only its own orders and the broker's ACLs can enforce that.
+Per-addressee topics are created the first time an addressee gets an order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from pipeline.broker import create_topics
+from pipeline.encode import encode_dead_letter, encode_freeze_action, encode_suspension_action, encode_victim_warning
+from pipeline.interception import BatchResult
+from pipeline.settings import Settings
+from pipeline.topics import (
+    DEAD_LETTERS,
+    FREEZE_ACTIONS,
+    SUSPENSION_ACTIONS,
+    VICTIM_WARNINGS,
+    TopicSpec,
+    addressee_topic,
+)
+from processors.freeze_orders import FreezeOrder
+
+log = logging.getLogger(__name__)
+SEND_ATTEMPTS = 5
+
+
+class Publisher:
+    def __init__(self, settings: Settings, bootstrap: str, producer: AIOKafkaProducer) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.producer = producer
+        self._keys = settings.signing
+        self._routed: set[str] = set()
+
+    async def publish(self, result: BatchResult, now_ms: int) -> None:
+        """Send everything the batch produced and wait until the broker has acknowledged all of it."""
+        sends = []
+        for rejected in result.rejected:
+            record = rejected.record
+            key, value = encode_dead_letter(
+                record.topic, record.partition, record.offset, record.value, rejected.rejection, now_ms
+            )
+            sends.append((self.settings.topic(DEAD_LETTERS), key, value))
+        for action in result.actions:
+            if isinstance(action, FreezeOrder):
+                spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._keys)
+            else:
+                spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._keys)
+            routed = self.settings.topic_prefix + addressee_topic(spec, action.addressee)
+            await self._ensure_routed(routed, spec)
+            sends += [(self.settings.topic(spec), key, value), (routed, key, value)]
+        for warning in result.warnings:
+            key, value = encode_victim_warning(warning)
+            sends.append((self.settings.topic(VICTIM_WARNINGS), key, value))
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                deliveries = [await self.producer.send(topic, value, key=key) for topic, key, value in sends]
+                await asyncio.gather(*deliveries)
+                return
+            except KafkaError as error:
+                # Resending all of it is safe: actions are idempotent by action_id and version.
+                if not getattr(error, "retriable", False) or attempt == SEND_ATTEMPTS:
+                    raise
+                log.warning("publishing failed (%s); attempt %d of %d", error, attempt, SEND_ATTEMPTS)
+                await asyncio.sleep(0.2 * attempt)
+
+    async def _ensure_routed(self, topic: str, spec: TopicSpec) -> None:
+        if topic in self._routed:
+            return
+        routed_spec = TopicSpec(
+            topic, "out", spec.key, spec.partitions, spec.retention_ms, spec.model, spec.description, spec.compacted
+        )
+        await create_topics(self.bootstrap, [routed_spec])
+        await self.producer.partitions_for(topic)  # a new topic has no leader for a moment
+        self._routed.add(topic)
