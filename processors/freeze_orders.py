@@ -15,7 +15,7 @@ from processors.money_trail import CaseTrace, Holding, Taint, TrailStep
 from processors.priority import freeze_priority
 from processors.records import AccountKey, Report, account_label
 from processors.telecom import AccountLink
-from processors.versions import VersionBook, escalated_priority, escalation_reason, without_escalation
+from processors.versions import VersionBook, escalated, escalated_priority, escalation_reason
 from schemas.fields import format_minor_units
 
 # What a consumer acts on; a change in any of it is a new version.
@@ -192,14 +192,7 @@ class FreezeBook:
         current = self.order(action_id)
         if current is None or current.status != "active":
             return None
-        level = self.versions.raise_escalation(action_id)
-        order = replace(
-            current,
-            escalation=level,
-            priority=escalated_priority(current.base_priority, level),
-            reasons=(*without_escalation(current.reasons), escalation_reason(level)),
-            issued_at_ms=now_ms,
-        )
+        order = escalated(current, self.versions.raise_escalation(action_id), now_ms)
         return self._issue(order)
 
     def update(

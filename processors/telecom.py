@@ -82,7 +82,7 @@ from typing import Literal, TypeVar, cast
 
 from processors.records import AccountKey, Report, TelecomEvent
 from processors.takedowns import platform_for_url
-from processors.versions import Issued, VersionBook, escalated_priority, escalation_reason, without_escalation
+from processors.versions import Issued, VersionBook, escalated, escalated_priority, escalation_reason
 
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -492,14 +492,7 @@ class TelecomCorrelation:
         current = issued.order if issued is not None else None
         if current is None or current.status != "active":
             return None
-        level = self.suspensions.raise_escalation(action_id)
-        order = replace(
-            current,
-            escalation=level,
-            priority=escalated_priority(current.base_priority, level),
-            reasons=(*without_escalation(current.reasons), escalation_reason(level)),
-            issued_at_ms=now_ms,
-        )
+        order = escalated(current, self.suspensions.raise_escalation(action_id), now_ms)
         return _issue(self.suspensions, action_id, order)
 
     def restore(

@@ -8,8 +8,8 @@ fingerprint and issues nothing.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
+from typing import Generic, Protocol, TypeVar
 
 Order = TypeVar("Order")
 
@@ -72,6 +72,27 @@ class VersionBook(Generic[Order]):
 
 
 ESCALATION_STEP = 10  # priority points added each time an action misses its SLA
+
+
+class Escalatable(Protocol):
+    @property
+    def base_priority(self) -> int: ...
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+
+
+E = TypeVar("E", bound=Escalatable)
+
+
+def escalated(order: E, level: int, now_ms: int) -> E:
+    """The same order re-issued after missing its SLA ``level`` times: higher priority, one escalation reason."""
+    return replace(
+        order,  # type: ignore[type-var]
+        escalation=level,
+        priority=escalated_priority(order.base_priority, level),
+        reasons=(*without_escalation(order.reasons), escalation_reason(level)),
+        issued_at_ms=now_ms,
+    )
 
 
 def escalated_priority(base_priority: int, level: int) -> int:

@@ -16,7 +16,7 @@ from processors.records import AccountKey, Ack, Report, TelecomEvent, Transfer
 from schemas.events import AccountRef, ActionAck, BankTransaction, ReportedTransfer, VictimReport
 from schemas.events import TelecomEvent as WireTelecomEvent
 from schemas.fast import AccountRefStruct, bank_transaction_decoder
-from schemas.fields import FieldError, parse_amount, parse_currency, parse_timestamp_ms, to_minor_units
+from schemas.fields import FieldError, amount_in_minor_units, parse_currency, parse_timestamp_ms, to_minor_units
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,7 +68,7 @@ def decode_bank_transaction_fast(raw: bytes) -> Transfer | None:
             txn_id=wire.txn_id,
             source=account_key(wire.from_account),
             target=account_key(wire.to_account),
-            amount=to_minor_units(parse_amount(wire.amount), currency),
+            amount=amount_in_minor_units(wire.amount, currency),
             currency=currency,
             at_ms=parse_timestamp_ms(wire.executed_at),
         )

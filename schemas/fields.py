@@ -121,6 +121,31 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(scaled)
 
 
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,18}))?")
+
+
+def amount_in_minor_units(value: object, currency: str) -> int:
+    """``to_minor_units(parse_amount(value), currency)``, with a shortcut for the common shapes.
+
+    Whole numbers and plain decimal strings ("1500", "1500.50") are converted with integer
+    arithmetic; everything else, errors included, takes the exact Decimal path.
+    """
+    exponent = minor_unit_exponent(currency)
+    scale: int = 10**exponent
+    if type(value) is int:
+        if 0 < value < 10**15:
+            return value * scale
+    elif type(value) is str:
+        match = _PLAIN_AMOUNT.fullmatch(value)
+        if match is not None:
+            fraction = (match.group(2) or "").rstrip("0")
+            if len(fraction) <= exponent:
+                minor = int(match.group(1)) * scale + int(fraction.ljust(exponent, "0") or "0")
+                if minor > 0:
+                    return minor
+    return to_minor_units(parse_amount(value), currency)
+
+
 def format_minor_units(minor: int, currency: str) -> str:
     """Integer minor units back to the decimal string we emit, e.g. 150000 THB -> "1500.00"."""
     exponent = minor_unit_exponent(currency)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from kafka_client import HOUR, account, collect, latest_versions, now, produce, report, transaction
+from kafka_client import HOUR, account, collect, iso, latest_versions, now, produce, report, transaction
 
 from pipeline.interception import Interception
 from pipeline.settings import Settings
@@ -45,7 +45,12 @@ def _scenario(settings: Settings) -> list[tuple[str, dict]]:
         events[position:position] = [(bank, h) for h in hops]
         # Reports land anywhere, before or after their chain: the first one early enough to act before the kill.
         at = 100 if case == 0 else rng.randrange(len(events))
-        events.insert(at, (reports, report(f"R-{case}", paid_at + 2 * HOUR, hops[:1])))
+        scammer = f"+6681000000{case}"
+        reported = report(f"R-{case}", paid_at + 2 * HOUR, hops[:1])
+        events.insert(at, (reports, {**reported, "scammer_phones": [scammer]}))
+        call = {"event_id": f"call-{case}", "operator": "AIS", "kind": "call", "msisdn": scammer,
+                "occurred_at": iso(paid_at - HOUR), "counterparty_msisdn": f"+6689000000{case}"}  # fmt: skip
+        events.insert(rng.randrange(len(events)), (settings.topic_prefix + "telecom-events", call))
     return events
 
 
@@ -157,6 +162,10 @@ async def test_crash_after_publishing_before_commit_issues_no_new_versions(setti
     await crashing.stop()
     issued = await read_all(bootstrap, actions_topic)
     assert _final(issued) == _oracle(settings, events)
+    others = [settings.topic_prefix + "suspension-actions", settings.topic_prefix + "victim-warnings"]
+    issued_elsewhere = [len(await read_all(bootstrap, topic)) for topic in others]
+    # One suspension and one warning per case at least; more versions where a report came before its call.
+    assert issued_elsewhere[0] >= 5 and issued_elsewhere[1] >= 5
 
     successor = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
     await successor.start()
@@ -166,6 +175,7 @@ async def test_crash_after_publishing_before_commit_issues_no_new_versions(setti
     finally:
         await successor.stop()
     assert len(await read_all(bootstrap, actions_topic)) == len(issued)
+    assert [len(await read_all(bootstrap, topic)) for topic in others] == issued_elsewhere
 
 
 async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_leaves(settings: Settings):

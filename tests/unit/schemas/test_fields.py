@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from schemas.fields import FieldError, format_minor_units, parse_amount, parse_timestamp_ms, to_minor_units
+from schemas.fields import (
+    FieldError,
+    amount_in_minor_units,
+    format_minor_units,
+    parse_amount,
+    parse_timestamp_ms,
+    to_minor_units,
+)
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -48,3 +56,30 @@ def test_epoch_milliseconds_are_exact_and_floored(moment: datetime) -> None:
     seconds = ((days * 24 + moment.hour) * 60 + moment.minute) * 60 + moment.second
 
     assert parse_timestamp_ms(moment.isoformat() + "Z") == seconds * 1000 + moment.microsecond // 1000
+
+
+@given(
+    st.one_of(
+        st.integers(min_value=-10, max_value=10**16),
+        st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,20})?", fullmatch=True),
+        st.decimals(allow_nan=False, allow_infinity=False).map(str),
+        st.floats(allow_nan=False).map(str),
+    ),
+    st.sampled_from(["THB", "JPY", "KWD", "ETH"]),
+)
+@example(10**15, "THB")
+@example(10**15 - 1, "THB")
+@example("999999999999999.99", "THB")
+@example("0.00", "THB")
+@example("5.10", "JPY")
+@example(True, "THB")
+def test_the_amount_shortcut_agrees_with_the_exact_path(value: object, currency: str) -> None:
+    def outcome(convert: Callable[[], int]) -> int | str:
+        try:
+            return convert()
+        except FieldError:
+            return "rejected"
+
+    assert outcome(lambda: amount_in_minor_units(value, currency)) == outcome(
+        lambda: to_minor_units(parse_amount(value), currency)
+    )
