@@ -1,8 +1,12 @@
 """Give every input partition to one member of the consumer group; the others wait as hot standbys.
 
 The money trail crosses partitions (a report on one, the mule's transfers on any
-other), so one worker must see them all. A second worker in the group takes over
-within a session timeout when the first one leaves.
+other), so one worker must see them all. The member that already holds the
+partitions keeps them when a standby joins (it says so in its join metadata), so
+a joining standby never forces the active worker to rebuild; a standby takes over
+within a session timeout when the active one leaves.
+
+One instance per consumer: it remembers whether its own consumer holds partitions.
 """
 
 from __future__ import annotations
@@ -13,27 +17,30 @@ from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
+ACTIVE = b"active"
+
 
 class SingleActiveAssignor(AbstractPartitionAssignor):
     name = "interceptor-single-active"
     version = 0
 
-    @classmethod
-    def assign(
-        cls, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
+    def __init__(self) -> None:
+        self.holds_partitions = False
+
+    def assign(  # type: ignore[override]
+        self, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
     ) -> dict[str, ConsumerProtocolMemberAssignment]:
         topics = sorted({topic for metadata in members.values() for topic in metadata.subscription})
-        active = min(members)
+        incumbents = sorted(member for member, metadata in members.items() if metadata.user_data == ACTIVE)
+        active = incumbents[0] if incumbents else min(members)
         everything = [(topic, sorted(cluster.partitions_for_topic(topic) or ())) for topic in topics]
         return {
-            member: ConsumerProtocolMemberAssignment(cls.version, everything if member == active else [], b"")
+            member: ConsumerProtocolMemberAssignment(self.version, everything if member == active else [], b"")
             for member in members
         }
 
-    @classmethod
-    def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
-        return ConsumerProtocolMemberMetadata(cls.version, list(topics), b"")
+    def metadata(self, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:  # type: ignore[override]
+        return ConsumerProtocolMemberMetadata(self.version, list(topics), ACTIVE if self.holds_partitions else b"")
 
-    @classmethod
-    def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
-        pass
+    def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:  # type: ignore[override]
+        self.holds_partitions = any(partitions for _, partitions in assignment.assignment)

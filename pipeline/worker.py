@@ -43,13 +43,17 @@ class _AssignmentWatch(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.assigned: set[TopicPartition] = set()
         self.changed = asyncio.Event()
+        self.recovered_once = False
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.assigned = set(assigned)
-        self.changed.set()
+        # A standby joining or leaving re-runs the assignment; the state only needs a rebuild
+        # when this worker's partitions actually changed.
+        if set(assigned) != self.assigned or not self.recovered_once:
+            self.assigned = set(assigned)
+            self.changed.set()
 
 
 class InterceptionWorker(mode.Service):
@@ -82,7 +86,7 @@ class InterceptionWorker(mode.Service):
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            partition_assignment_strategy=(SingleActiveAssignor,),
+            partition_assignment_strategy=(SingleActiveAssignor(),),
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=32 << 20,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -104,7 +108,8 @@ class InterceptionWorker(mode.Service):
         assert consumer is not None
         while not self.should_stop:
             if self._watch.changed.is_set():
-                await self._recover()
+                async with self._publishing:  # no escalation goes out from half-rebuilt state
+                    await self._recover()
                 continue
             batches = await consumer.getmany(
                 timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
@@ -183,6 +188,7 @@ class InterceptionWorker(mode.Service):
         consumer = self._consumer
         assert consumer is not None
         self._watch.changed.clear()
+        self._watch.recovered_once = True
         assigned = set(self._watch.assigned)
         self.interception = Interception(self.settings)
         self._awaiting_first_action.clear()

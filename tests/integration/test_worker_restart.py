@@ -195,6 +195,7 @@ async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_le
     await asyncio.wait_for(active.ready.wait(), timeout=30)
     await standby.start()
     try:
+        await asyncio.wait_for(standby.ready.wait(), timeout=30)  # it has joined the group, with nothing assigned
         await produce(bootstrap, events[:half])
         await wait_consumed(active.metrics.registry, half)
         every_input_partition = sum(topic.partitions for topic in INPUT_TOPICS)
