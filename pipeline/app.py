@@ -1,13 +1,14 @@
 """The whole flow in one place.
 
-    victim-reports ─┐                         ┌─> freeze-actions   (versioned, keyed by target)
-                    ├─> decode ─> money trail ┤
- bank-transactions ─┘      │      + freeze    └─> (metrics: lag, latency, bands)
-                           │        book
-                           └─ bad input ─────────> dead-letters   (reason + original bytes)
+    victim-reports ─┐                   money trail ─> freeze book ───┐ signed ┌─> freeze-actions[.<addressee>]
+ bank-transactions ─┼─> decode ─┬────> (tracing)       (versions)     ├───────>┼─> suspension-actions[.<addressee>]
+    telecom-events ─┤           ├────> telecom correlation ───────────┤        └─> victim-warnings
+       action-acks ─┘           ├────> action lifecycle ─ SLA timer ──┘ (escalated versions)
+                                └─ bad input, unknown acks ─────────────────────> dead-letters
 
-decode: schemas.decode · trace: processors.money_trail · orders: processors.freeze_orders
-· batch loop and commit order: pipeline.worker · wire encoding: pipeline.encode
+decode: schemas.decode · trace: processors.money_trail · freeze orders: processors.freeze_orders
+· suspensions, takedowns, warnings: processors.telecom · acks and SLAs: processors.lifecycle
+· batch loop, commit order, recovery: pipeline.worker · routing and signing: pipeline.publisher
 
 The faust app owns the worker's lifecycle (signals, logging, graceful stop, data
 dir); the high-rate inputs run in InterceptionWorker's batch loop inside it.

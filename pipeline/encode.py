@@ -168,22 +168,23 @@ def restore_suspension(raw: bytes) -> SuspensionOrder:
     )
 
 
-def victim_warning(order: WarningOrder) -> VictimWarning:
-    return VictimWarning(
-        warning_id=order.warning_id,
-        version=order.version,
-        status=order.status,  # type: ignore[arg-type]
-        msisdn=order.msisdn,
-        operator=order.operator,
-        scammer_msisdn=order.scammer_msisdn,
-        last_contact_at=_time(order.last_contact_at_ms),
-        report_ids=list(order.report_ids),
-        issued_at=_time(order.issued_at_ms),
-    )
+def victim_warning_payload(order: WarningOrder) -> dict[str, Any]:
+    return {
+        "warning_id": order.warning_id,
+        "version": order.version,
+        "status": order.status,
+        "msisdn": order.msisdn,
+        "operator": order.operator,
+        "scammer_msisdn": order.scammer_msisdn,
+        "last_contact_at": _iso(order.last_contact_at_ms),
+        "report_ids": list(order.report_ids),
+        "issued_at": _iso(order.issued_at_ms),
+    }
 
 
-def encode_victim_warning(order: WarningOrder) -> tuple[bytes, bytes]:
-    return order.msisdn.encode(), victim_warning(order).model_dump_json().encode()
+def encode_victim_warning(order: WarningOrder, keys: SigningKeys) -> tuple[bytes, bytes]:
+    """Keyed by the warned number; signed for the operator that delivers the warning."""
+    return order.msisdn.encode(), signed_json(VictimWarning, victim_warning_payload(order), keys, order.operator)
 
 
 def restore_warning(raw: bytes) -> WarningOrder:

@@ -57,7 +57,7 @@ class Publisher:
             await self._ensure_routed(routed, spec)
             sends += [(self.settings.topic(spec), key, value), (routed, key, value)]
         for warning in result.warnings:
-            key, value = encode_victim_warning(warning)
+            key, value = encode_victim_warning(warning, self._keys)
             sends.append((self.settings.topic(VICTIM_WARNINGS), key, value))
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:

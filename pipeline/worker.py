@@ -4,14 +4,16 @@ faust's per-event path tops out at a few thousand events/s here, so the high-rat
 feed runs in this batch loop on aiokafka, as a service inside the faust worker.
 
 Commit order, per batch (what makes at-least-once true after a crash):
-  1. decode and trace the batch in memory;
-  2. send every freeze action and dead letter it produced;
+  1. decode, trace and correlate the batch in memory;
+  2. send every action (to its shared and its addressee's topic), warning and dead letter;
   3. wait until the broker acknowledged all of them;
   4. commit the batch's offsets;
   5. record metrics.
-A crash before step 4 redelivers the batch. Recovery rebuilds the trace from the
-inputs up to the committed offsets and the freeze book from the actions topic, so
-the redelivered batch reproduces the same orders and issues no new versions.
+A crash before step 4 redelivers the batch. Recovery reads back the actions already
+issued, then rebuilds the trace, correlation and lifecycle from the inputs up to the
+committed offsets, so the redelivered batch reproduces the same actions and issues no
+new versions. Escalations come from a timer, under the same lock as the batches, so
+versions of one action go out in order.
 """
 
 from __future__ import annotations
@@ -168,6 +170,8 @@ class InterceptionWorker(mode.Service):
                     metrics.report_to_first_action.observe(max(0.0, delivered_s - received_ms / 1000))
         metrics.warnings_emitted.inc(len(result.warnings))
         for ack in result.acks:
+            if ack.duplicate:
+                continue  # a redelivered ack changed nothing and is not counted twice
             metrics.acks.labels(ack.status).inc()
             if ack.report_to_execution_ms is not None:
                 metrics.report_to_first_execution.observe(ack.report_to_execution_ms / 1000)

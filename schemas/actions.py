@@ -97,3 +97,4 @@ class VictimWarning(OutputModel):
     last_contact_at: datetime
     report_ids: list[str]
     issued_at: datetime
+    signature: str = Field(description="hmac-sha256=<hex>, keyed for the operator that delivers the warning")

@@ -116,6 +116,8 @@ async def test_reports_and_telecom_events_become_signed_routed_suspensions_taked
     assert TARGETED in warnings and warnings[TARGETED]["scammer_msisdn"] == SCAMMER
     assert LONG_AGO not in warnings, "a call outside the telecom window warns nobody"
     assert not {SCAMMER, BURNER} & warnings.keys(), "suspects are not warned"
+    assert verify(warnings[TARGETED], "development-key-unused") is False
+    assert verify(warnings[TARGETED], settings.default_signing_key.get_secret_value())
 
     freezes = latest_versions(await read_all(bootstrap, p + "freeze-actions"))
     by_account = {a["target"]["account"]: a for a in freezes.values()}
