@@ -62,6 +62,8 @@ class BatchResult:
         return [*self.orders, *self.suspensions, *self.escalated]
 
 
+IssuedAction = FreezeOrder | SuspensionOrder | WarningOrder
+
 EMPTY = Rejection("invalid_event", "the message has no value (a tombstone or an empty record)")
 UNKNOWN_TOPIC = Rejection("unknown_topic", "this topic is not an input of the pipeline")
 
@@ -143,10 +145,10 @@ class Interception:
         result.warnings.extend(decisions.warnings)
         if decisions.links:
             result.orders.extend(self.book.update_links(decisions.links, self.trail.reports, now_ms))
-        for action in [*result.orders, *result.suspensions]:
+        for action in result.actions:  # nothing is escalated here, so these are this batch's orders
             self._track(action)
 
-    def restore(self, action: FreezeOrder | SuspensionOrder | WarningOrder) -> None:
+    def restore(self, action: IssuedAction) -> None:
         """Start-up recovery: an action already on its topic, as the books and the lifecycle last saw it."""
         if isinstance(action, FreezeOrder):
             self.book.restore(action.action_id, action.version, action.fingerprint, action.escalation)
@@ -182,7 +184,7 @@ class Interception:
         self.lifecycle.issued(
             action_id=action.action_id,
             version=action.version,
-            kind="freeze" if isinstance(action, FreezeOrder) else "suspension",
+            kind=action.kind,
             addressee=action.addressee,
             priority=action.priority,
             currency=action.currency if isinstance(action, FreezeOrder) else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -74,9 +75,6 @@ class Publisher:
     async def _ensure_routed(self, topic: str, spec: TopicSpec) -> None:
         if topic in self._routed:
             return
-        routed_spec = TopicSpec(
-            topic, "out", spec.key, spec.partitions, spec.retention_ms, spec.model, spec.description, spec.compacted
-        )
-        await create_topics(self.bootstrap, [routed_spec])
+        await create_topics(self.bootstrap, [replace(spec, name=topic, per_addressee=False)])
         await self.producer.partitions_for(topic)  # a new topic has no leader for a moment
         self._routed.add(topic)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import mode
@@ -29,13 +30,12 @@ from aiokafka.structs import TopicPartition
 
 from pipeline.assignment import SingleActiveAssignor
 from pipeline.encode import restore_freeze_order, restore_suspension, restore_warning
-from pipeline.interception import BatchResult, Interception
+from pipeline.interception import BatchResult, Interception, IssuedAction
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
 from pipeline.recovery import Records, partitions_of, read_partitions
 from pipeline.settings import Settings
 from pipeline.topics import FREEZE_ACTIONS, INPUT_TOPICS, SUSPENSION_ACTIONS, VICTIM_WARNINGS
-from processors.freeze_orders import FreezeOrder
 from processors.priority import priority_band
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,7 @@ class InterceptionWorker(mode.Service):
                 if result.escalated:
                     await self._publish(result)
             for action in result.escalated:
-                kind = "freeze" if isinstance(action, FreezeOrder) else "suspension"
-                self.metrics.escalations.labels(kind, priority_band(action.priority)).inc()
+                self.metrics.escalations.labels(action.kind, priority_band(action.priority)).inc()
 
     async def _publish(self, result: BatchResult) -> None:
         assert self._publisher is not None
@@ -162,8 +161,7 @@ class InterceptionWorker(mode.Service):
         for rejected in result.rejected:
             metrics.dead_letters.labels(rejected.record.topic, rejected.rejection.reason).inc()
         for action in result.actions:
-            kind = "freeze" if isinstance(action, FreezeOrder) else "suspension"
-            metrics.actions_emitted.labels(kind, priority_band(action.priority), action.status).inc()
+            metrics.actions_emitted.labels(action.kind, priority_band(action.priority), action.status).inc()
             for report_id in action.report_ids:
                 received_ms = self._awaiting_first_action.pop(report_id, None)
                 if received_ms is not None:
@@ -202,15 +200,17 @@ class InterceptionWorker(mode.Service):
             return
         started = time.monotonic()
         restored = 0
-        for spec, restore in (
-            (FREEZE_ACTIONS, self._restore_freezes),
-            (SUSPENSION_ACTIONS, self._restore_suspensions),
-            (VICTIM_WARNINGS, self._restore_warnings),
+        for spec, read in (
+            (FREEZE_ACTIONS, restore_freeze_order),
+            (SUSPENSION_ACTIONS, restore_suspension),
+            (VICTIM_WARNINGS, restore_warning),
         ):
             topic = self.settings.topic(spec)
             partitions = await partitions_of(self.bootstrap, topic)
             restored += await read_partitions(
-                self.bootstrap, {TopicPartition(topic, p): None for p in partitions}, restore
+                self.bootstrap,
+                {TopicPartition(topic, p): None for p in partitions},
+                lambda records, read=read: self._restore(records, read),  # type: ignore[misc]
             )
         committed = {tp: (await consumer.committed(tp)) or 0 for tp in assigned}
         scratch = BatchResult()
@@ -226,21 +226,10 @@ class InterceptionWorker(mode.Service):
         )  # fmt: skip
         self.ready.set()
 
-    def _restore_freezes(self, records: Records) -> None:
+    def _restore(self, records: Records, read: Callable[[bytes], IssuedAction]) -> None:
         for record in records:
             if record.value:
-                order = restore_freeze_order(record.value)
-                self.interception.restore(order)
-
-    def _restore_suspensions(self, records: Records) -> None:
-        for record in records:
-            if record.value:
-                self.interception.restore(restore_suspension(record.value))
-
-    def _restore_warnings(self, records: Records) -> None:
-        for record in records:
-            if record.value:
-                self.interception.restore(restore_warning(record.value))
+                self.interception.restore(read(record.value))
 
     @mode.Service.task
     async def _housekeeping(self) -> None:

@@ -45,6 +45,8 @@ class FreezeOrder:
     escalation: int = 0
     base_priority: int = 0  # before escalation; not on the wire
 
+    kind = "freeze"
+
     @property
     def addressee(self) -> str:
         """The institution that must act: the bank, wallet provider or exchange holding the account."""

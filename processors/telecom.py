@@ -129,6 +129,8 @@ class SuspensionOrder:
     base_priority: int = 0  # before escalation; not on the wire
     status: str = "active"
 
+    kind = "suspension"
+
     @property
     def fingerprint(self) -> SuspensionFingerprint:
         return (
