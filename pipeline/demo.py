@@ -105,7 +105,9 @@ async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) ->
         loop.add_signal_handler(sig, stop.set)
     tally = DemoTally()
     seed = int(time.time())
-    feed = ScenarioFeed(FeedSettings(seed=seed, cases_per_minute=20, bad_event_every=500, telecom=True))
+    feed = ScenarioFeed(
+        FeedSettings(seed=seed, cases_per_minute=20, report_delay_s=10, bad_event_every=500, telecom=True)
+    )
     desk = InstitutionDesk(seed)
     try:
         await _wait_until_ready(settings.data_dir / "demo-worker.log", worker)

@@ -67,7 +67,7 @@ def test_schemas_export_writes_one_json_schema_per_topic(tmp_path: Path) -> None
 
 def test_demo_runs_the_whole_system_and_cleans_up(tmp_path: Path) -> None:
     result = interceptor(
-        "demo", "--duration", "35", env={"INTERCEPTOR_DATA_DIR": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": ""},
+        "demo", "--duration", "45", env={"INTERCEPTOR_DATA_DIR": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": ""},
         timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
