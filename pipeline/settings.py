@@ -36,7 +36,17 @@ class Settings(BaseSettings):
     hold_duration: timedelta = Field(
         default=timedelta(days=7), description="holds expire unless renewed (Thailand: 7 days)"
     )
+    hub_counterparties: int = Field(
+        default=50, ge=2, description="an account with this many distinct counterparties around tainted money is a hub"
+    )
+    hub_accounts: frozenset[str] = Field(
+        default=frozenset(),
+        description='hubs named up front, as JSON: ["bank:KBANK:0011223344", "crypto:BINANCE:*"] (* = every account)',
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_trail_steps: int = Field(default=200, ge=1, description="trail steps listed in one action; the rest by digest")
+    max_listed_ids: int = Field(default=1000, ge=1, description="report and txn ids listed in one action")
+    max_action_bytes: int = Field(default=512 * 1024, ge=16 * 1024, description="no published message is larger")
 
     telecom_window_back: timedelta = Field(default=timedelta(days=30), description="telecom events before a report")
     telecom_window_forward: timedelta = Field(default=timedelta(hours=24), description="telecom events after a report")
@@ -71,6 +81,8 @@ class Settings(BaseSettings):
             trace_window_ms=int(self.trace_window.total_seconds() * 1000),
             max_hops=self.max_hops,
             history_retention_ms=int(self.history_retention.total_seconds() * 1000),
+            hub_counterparties=self.hub_counterparties,
+            hub_accounts=self.hub_accounts,
         )
 
     def topic(self, spec: TopicSpec) -> str:

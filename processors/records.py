@@ -34,6 +34,7 @@ class Report:
     transfers: tuple[Transfer, ...]
     scammer_phones: tuple[str, ...] = ()
     scam_urls: tuple[str, ...] = ()
+    revision: int = 1  # a correction re-sends the report_id with a higher revision
 
     @property
     def loss_by_currency(self) -> dict[str, int]:
