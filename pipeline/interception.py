@@ -16,6 +16,7 @@ from processors.freeze_orders import FreezeBook, FreezeOrder
 from processors.lifecycle import AckOutcome, AckRefused, ActionLifecycle
 from processors.money_trail import MoneyTrail
 from processors.records import Transfer
+from processors.report_revisions import ReportRevisions
 from processors.telecom import SuspensionOrder, TelecomCorrelation, WarningOrder
 from schemas.decode import (
     Rejection,
@@ -73,6 +74,7 @@ class Interception:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.revisions = ReportRevisions()
         self.trail = MoneyTrail(settings.trace)
         self.book = FreezeBook(max_hops=settings.max_hops, hold_duration_ms=settings.hold_duration_ms)
         self.telecom = TelecomCorrelation(settings.telecom)
@@ -111,9 +113,15 @@ class Interception:
         if isinstance(report, Rejection):
             result.rejected.append(Rejected(record, report))
             return
-        new = self.trail.add_report(report)
+        decision = self.revisions.receive(report)
+        if decision.reason is not None:
+            result.rejected.append(Rejected(record, Rejection(decision.reason, decision.error)))
+            return
+        if not decision.accepted:
+            return  # a redelivery, or a revision already superseded
+        self.trail.add_report(report)
         self.telecom.add_report(report)
-        if new:
+        if decision.outcome == "new":
             result.new_reports.append(report.report_id)
 
     def _take_telecom_event(self, record: InputRecord, raw: bytes, result: BatchResult) -> None:
@@ -136,15 +144,13 @@ class Interception:
 
     def decide(self, now_ms: int, result: BatchResult) -> None:
         """Re-trace what changed and issue the orders whose content changed."""
-        changed, traces = self.trail.retrace()
-        if changed:
-            result.orders.extend(self.book.update(changed, traces, self.trail.reports, now_ms))
-        self.telecom.add_accounts(self.trail.index.drain_new_accounts())
+        traces = self.trail.retrace()
+        self.telecom.add_accounts(self.trail.drain_new_accounts())
         decisions = self.telecom.decide(now_ms)
         result.suspensions.extend(decisions.suspensions)
         result.warnings.extend(decisions.warnings)
-        if decisions.links:
-            result.orders.extend(self.book.update_links(decisions.links, self.trail.reports, now_ms))
+        if traces or decisions.links:
+            result.orders.extend(self.book.update(traces, decisions.links, self.revisions, now_ms))
         for action in result.actions:  # nothing is escalated here, so these are this batch's orders
             self._track(action)
 
@@ -165,10 +171,10 @@ class Interception:
         Whatever differs belongs to a batch that was published but not committed; it is
         redelivered next and decided again.
         """
-        changed, traces = self.trail.retrace()
-        self.book.adopt(changed, traces, self.trail.reports, now_ms)
-        self.telecom.add_accounts(self.trail.index.drain_new_accounts())
-        self.telecom.decide(now_ms)
+        traces = self.trail.retrace()
+        self.telecom.add_accounts(self.trail.drain_new_accounts())
+        decisions = self.telecom.decide(now_ms)
+        self.book.adopt(traces, decisions.links, self.revisions, now_ms)
 
     def escalate(self, now_ms: int) -> BatchResult:
         """Re-issue every action that missed its SLA, with raised priority."""

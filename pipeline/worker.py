@@ -130,7 +130,7 @@ class InterceptionWorker(mode.Service):
         async with self._publishing:
             result = self.interception.process(records, now_ms=_now_ms())
             for report_id in result.new_reports:
-                report = self.interception.trail.reports[report_id]
+                report = self.interception.revisions[report_id]
                 self._awaiting_first_action.setdefault(report_id, report.received_at_ms)
             await self._publish(result)
             assert self._consumer is not None
@@ -238,7 +238,7 @@ class InterceptionWorker(mode.Service):
             evicted = self.interception.trail.evict()
             if evicted:
                 log.info("evicted %d transactions older than the history retention", evicted)
-            self.metrics.indexed_transactions.set(len(self.interception.trail.index))
+            self.metrics.indexed_transactions.set(len(self.interception.trail))
 
     async def _record_lag(self) -> None:
         """Lag from the high-water mark fetch responses carry (Tansu's ListOffsets is wrong)."""

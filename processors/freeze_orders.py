@@ -2,7 +2,10 @@
 
 An order gets a new version only when what an institution would do about it
 changes (hold, priority, status or evidence), so redelivered or replayed input
-emits nothing new.
+emits nothing new. What an order says is decided from the current state of its
+holding alone (its trace, else a payment-proxy link, else nothing: released), so
+the order in which traces and links arrive, or a restart between them, never
+changes the outcome.
 """
 
 from __future__ import annotations
@@ -11,15 +14,15 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from processors.money_trail import CaseTrace, Holding, Taint, TrailStep
+from processors.money_trail import Holding, HoldingTrace, TrailStep
 from processors.priority import freeze_priority
 from processors.records import AccountKey, Report, account_label
 from processors.telecom import AccountLink
 from processors.versions import VersionBook, escalated, escalated_priority, escalation_reason
 from schemas.fields import format_minor_units
 
-# What a consumer acts on; a change in any of it is a new version.
-Fingerprint = tuple[str, int, int, int, int, int, tuple[str, ...], tuple[str, ...], int]
+# What a consumer acts on; a change in any of it is a new version. The digest covers the evidence.
+Fingerprint = tuple[str, int, int, int, int, int, str, int]
 LINKED_PRIORITY = 30  # an account tied to a reported number, with no money traced to it: below any traced hold
 
 
@@ -42,8 +45,10 @@ class FreezeOrder:
     issued_at_ms: int
     report_received_at_ms: int
     hold_expires_at_ms: int
+    evidence_digest: str
     escalation: int = 0
     base_priority: int = 0  # before escalation; not on the wire
+    trail_steps_total: int = -1  # -1: ``trail`` is complete; set when restored from a bounded wire action
 
     kind = "freeze"
 
@@ -54,31 +59,30 @@ class FreezeOrder:
 
     @property
     def fingerprint(self) -> Fingerprint:
-        return order_fingerprint(
+        return (
             self.status,
             self.hold,
             self.priority,
             self.hop,
             self.received,
             self.moved_on,
-            self.report_ids,
-            self.txn_ids,
+            self.evidence_digest,
             self.escalation,
         )
 
 
-def order_fingerprint(
-    status: str,
-    hold: int,
-    priority: int,
-    hop: int,
-    received: int,
-    moved_on: int,
-    report_ids: tuple[str, ...],
-    txn_ids: tuple[str, ...],
-    escalation: int = 0,
-) -> Fingerprint:
-    return (status, hold, priority, hop, received, moved_on, report_ids, txn_ids, escalation)
+def evidence_digest(report_ids: tuple[str, ...], trail: tuple[TrailStep, ...], extra: tuple[str, ...] = ()) -> str:
+    """``sha256:<hex>`` of the full evidence, so an action listing only part of a long trail still pins all of it."""
+    digest = hashlib.sha256()
+    for part in (*report_ids, "|", *extra, "|"):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    for step in trail:
+        fields = (step.txn_id, ",".join(step.report_ids), str(step.hop), account_label(step.source),
+                  account_label(step.target), str(step.tainted_amount), step.currency, str(step.at_ms))  # fmt: skip
+        digest.update("\x1f".join(fields).encode())
+        digest.update(b"\x00")
+    return "sha256:" + digest.hexdigest()
 
 
 def freeze_action_id(holding: Holding) -> str:
@@ -95,7 +99,8 @@ class FreezeBook:
         self._max_hops = max_hops
         self._hold_duration_ms = hold_duration_ms
         self.versions: VersionBook[FreezeOrder] = VersionBook()
-        self._linked: dict[str, AccountKey] = {}  # orders that exist only because of a payment-proxy link
+        self._traced: dict[Holding, HoldingTrace] = {}
+        self._links: dict[AccountKey, tuple[AccountLink, Holding]] = {}
 
     def __len__(self) -> int:
         return len(self.versions)
@@ -111,83 +116,46 @@ class FreezeBook:
         issued = self.versions.get(action_id)
         return issued.order if issued is not None else None
 
+    def update(
+        self,
+        traces: Mapping[Holding, HoldingTrace | None],
+        links: Mapping[AccountKey, AccountLink | None],
+        reports: Mapping[str, Report],
+        now_ms: int,
+    ) -> list[FreezeOrder]:
+        """New order versions for the holdings whose trace or payment-proxy link changed, highest priority first."""
+        orders = []
+        for holding in sorted(self._take(traces, links, reports)):
+            order = self._decide(holding, reports, now_ms)
+            issued = self._released(holding, now_ms) if order is None else self._issue(order)
+            if issued is not None:
+                orders.append(issued)
+        orders.sort(key=lambda o: (-o.priority, o.action_id))
+        return orders
+
     def adopt(
         self,
-        changed: Mapping[Holding, Taint | None],
-        traces: Mapping[Holding, CaseTrace],
+        traces: Mapping[Holding, HoldingTrace | None],
+        links: Mapping[AccountKey, AccountLink | None],
         reports: Mapping[str, Report],
         now_ms: int,
     ) -> int:
-        """After recovery: rebuild the orders behind restored versions, issuing nothing. Returns how many matched."""
+        """After recovery: take the rebuilt state and attach orders to restored versions, issuing nothing.
+
+        Returns how many restored versions matched. One that does not belongs to a batch published but
+        not committed: that batch is redelivered and decides it again.
+        """
         adopted = 0
-        for holding, taint in changed.items():
-            if taint is None:
+        for holding in self._take(traces, links, reports):
+            order = self._decide(holding, reports, now_ms)
+            if order is None:
                 continue
-            order = self._build(holding, taint, traces[holding], reports, now_ms, version=0)
             issued = self.versions.get(order.action_id)
             if issued is not None and self.versions.adopt(
                 order.action_id, order.fingerprint, replace(order, version=issued.version)
             ):
                 adopted += 1
         return adopted
-
-    def update_links(
-        self, links: Mapping[AccountKey, AccountLink | None], reports: Mapping[str, Report], now_ms: int
-    ) -> list[FreezeOrder]:
-        """Orders for accounts tied to a reported number (payment proxies): nothing to hold, flag for review.
-
-        An account the money trail reaches keeps its traced order; the link only adds an order where
-        the trail has none.
-        """
-        orders = []
-        for account in sorted(links):
-            link = links[account]
-            if link is None:
-                for action_id in [a for a, held in self._linked.items() if held == account]:
-                    del self._linked[action_id]
-                    order = self._released((account, self._currency_of(action_id)), now_ms)
-                    if order is not None:
-                        orders.append(order)
-                continue
-            behind = [reports[r] for r in link.report_ids if r in reports]
-            if not behind:
-                continue
-            currency = behind[0].transfers[0].currency if behind[0].transfers else "THB"
-            holding = (account, currency)
-            action_id = freeze_action_id(holding)
-            current = self.order(action_id)
-            if current is not None and current.status == "active" and action_id not in self._linked:
-                continue  # the trail already has an order here, with its evidence
-            order = self._issue(
-                FreezeOrder(
-                    action_id=action_id,
-                    version=0,
-                    status="active",
-                    target=account,
-                    currency=currency,
-                    hold=0,
-                    priority=LINKED_PRIORITY,
-                    hop=0,
-                    received=0,
-                    moved_on=0,
-                    report_ids=tuple(r.report_id for r in behind),
-                    txn_ids=(),
-                    reasons=(link.reason, "no reported money traced here: nothing to hold, flag for review"),
-                    trail=(),
-                    issued_at_ms=now_ms,
-                    report_received_at_ms=min(r.received_at_ms for r in behind),
-                    hold_expires_at_ms=max(r.received_at_ms for r in behind) + self._hold_duration_ms,
-                    base_priority=LINKED_PRIORITY,
-                )
-            )
-            self._linked[action_id] = account
-            if order is not None:
-                orders.append(order)
-        return orders
-
-    def _currency_of(self, action_id: str) -> str:
-        order = self.order(action_id)
-        return order.currency if order is not None else "THB"
 
     def escalate(self, action_id: str, now_ms: int) -> FreezeOrder | None:
         """Re-issue an active order that missed its SLA, with raised priority and an ``escalated`` reason."""
@@ -197,83 +165,118 @@ class FreezeBook:
         order = escalated(current, self.versions.raise_escalation(action_id), now_ms)
         return self._issue(order)
 
-    def update(
+    def _take(
         self,
-        changed: Mapping[Holding, Taint | None],
-        traces: Mapping[Holding, CaseTrace],
+        traces: Mapping[Holding, HoldingTrace | None],
+        links: Mapping[AccountKey, AccountLink | None],
         reports: Mapping[str, Report],
-        now_ms: int,
-    ) -> list[FreezeOrder]:
-        """New order versions for the holdings whose trace changed, highest priority first."""
-        orders = []
-        for holding in sorted(changed):
-            taint = changed[holding]
-            if taint is None:
-                order = self._released(holding, now_ms)
+    ) -> set[Holding]:
+        """Record the new traces and links; returns every holding whose order may have changed."""
+        touched = set(traces)
+        for holding, trace in traces.items():
+            if trace is None:
+                self._traced.pop(holding, None)
             else:
-                self._linked.pop(freeze_action_id(holding), None)
-                order = self._active(holding, taint, traces[holding], reports, now_ms)
-            if order is not None:
-                orders.append(order)
-        orders.sort(key=lambda o: (-o.priority, o.action_id))
-        return orders
+                self._traced[holding] = trace
+        for account, link in links.items():
+            previous = self._links.pop(account, None)
+            if previous is not None:
+                touched.add(previous[1])
+            if link is not None:
+                holding = (account, _link_currency(link, reports))
+                self._links[account] = (link, holding)
+                touched.add(holding)
+        return touched
 
-    def _active(
-        self, holding: Holding, taint: Taint, trace: CaseTrace, reports: Mapping[str, Report], now_ms: int
-    ) -> FreezeOrder | None:
-        order = self._build(holding, taint, trace, reports, now_ms, version=0)
-        return self._issue(order)
+    def _decide(self, holding: Holding, reports: Mapping[str, Report], now_ms: int) -> FreezeOrder | None:
+        """The order this holding calls for now: traced money, else a payment-proxy link, else none."""
+        trace = self._traced.get(holding)
+        if trace is not None:
+            return self._traced_order(trace, reports, now_ms)
+        linked = self._links.get(holding[0])
+        if linked is not None and linked[1] == holding:
+            return self._linked_order(linked[0], holding, reports, now_ms)
+        return None
 
-    def _build(
-        self,
-        holding: Holding,
-        taint: Taint,
-        trace: CaseTrace,
-        reports: Mapping[str, Report],
-        now_ms: int,
-        version: int,
-    ) -> FreezeOrder:
-        account, currency = holding
+    def _traced_order(self, trace: HoldingTrace, reports: Mapping[str, Report], now_ms: int) -> FreezeOrder:
+        holding = trace.holding
         action_id = freeze_action_id(holding)
-        behind = [reports[r] for r in sorted(taint.report_ids)]
-        trail = tuple(trace.trail(taint))
+        behind = [reports[r] for r in trace.report_ids if r in reports]
+        hold = trace.received if trace.hub_reason else trace.remaining
         base_priority = freeze_priority(
-            remaining=taint.remaining,
-            received=taint.received,
-            currency=currency,
-            hop=taint.hop,
+            remaining=hold,
+            received=trace.received,
+            currency=trace.currency,
+            hop=trace.hop,
             max_hops=self._max_hops,
-            last_arrival_ms=taint.last_arrival_ms,
-            latest_report_ms=max(r.reported_at_ms for r in behind),
-            report_count=len(behind),
+            last_arrival_ms=trace.last_arrival_ms,
+            latest_report_ms=max((r.reported_at_ms for r in behind), default=trace.last_arrival_ms),
+            report_count=len(trace.report_ids),
         )
         level = self.versions.escalation(action_id)
-        reasons = _reasons(taint, len(behind))
+        reasons = _reasons(trace, hold)
         return FreezeOrder(
             action_id=action_id,
-            version=version,
+            version=0,
             status="active",
-            target=account,
-            currency=currency,
-            hold=taint.remaining,
+            target=trace.account,
+            currency=trace.currency,
+            hold=hold,
             priority=escalated_priority(base_priority, level),
-            hop=taint.hop,
-            received=taint.received,
-            moved_on=taint.moved_on,
-            report_ids=tuple(r.report_id for r in behind),
-            txn_ids=tuple(dict.fromkeys(step.txn_id for step in trail)),
+            hop=trace.hop,
+            received=trace.received,
+            moved_on=0 if trace.hub_reason else trace.moved_on,
+            report_ids=trace.report_ids,
+            txn_ids=tuple(dict.fromkeys(step.txn_id for step in trace.trail)),
             reasons=(*reasons, escalation_reason(level)) if level else reasons,
-            trail=trail,
+            trail=trace.trail,
+            issued_at_ms=now_ms,
+            report_received_at_ms=min((r.received_at_ms for r in behind), default=now_ms),
+            hold_expires_at_ms=max((r.received_at_ms for r in behind), default=now_ms) + self._hold_duration_ms,
+            evidence_digest=evidence_digest(trace.report_ids, trace.trail, (trace.hub_reason or "",)),
+            escalation=level,
+            base_priority=base_priority,
+        )
+
+    def _linked_order(
+        self, link: AccountLink, holding: Holding, reports: Mapping[str, Report], now_ms: int
+    ) -> FreezeOrder | None:
+        behind = [reports[r] for r in link.report_ids if r in reports]
+        if not behind:
+            return None
+        action_id = freeze_action_id(holding)
+        level = self.versions.escalation(action_id)
+        reasons = (link.reason, "no reported money traced here: nothing to hold, flag for review")
+        report_ids = tuple(r.report_id for r in behind)
+        return FreezeOrder(
+            action_id=action_id,
+            version=0,
+            status="active",
+            target=holding[0],
+            currency=holding[1],
+            hold=0,
+            priority=escalated_priority(LINKED_PRIORITY, level),
+            hop=0,
+            received=0,
+            moved_on=0,
+            report_ids=report_ids,
+            txn_ids=(),
+            reasons=(*reasons, escalation_reason(level)) if level else reasons,
+            trail=(),
             issued_at_ms=now_ms,
             report_received_at_ms=min(r.received_at_ms for r in behind),
             hold_expires_at_ms=max(r.received_at_ms for r in behind) + self._hold_duration_ms,
+            evidence_digest=evidence_digest(report_ids, (), (link.reason,)),
             escalation=level,
-            base_priority=base_priority,
+            base_priority=LINKED_PRIORITY,
         )
 
     def _issue(self, order: FreezeOrder) -> FreezeOrder | None:
         version = self.versions.next_version(order.action_id, order.fingerprint)
         if version is None:
+            known = self.versions.get(order.action_id)
+            if known is not None and known.order is None:  # restored at start-up: adopt the rebuilt order
+                self.versions.adopt(order.action_id, order.fingerprint, replace(order, version=known.version))
             return None
         issued = replace(order, version=version)
         self.versions.record(order.action_id, version, order.fingerprint, issued)
@@ -299,27 +302,39 @@ class FreezeBook:
                 moved_on=0,
                 report_ids=(),
                 txn_ids=(),
-                reasons=("a re-trace with later bank records attributes no reported money here: lift the hold",),
+                reasons=("a re-trace with later records attributes no reported money here: lift the hold",),
                 trail=(),
                 issued_at_ms=now_ms,
                 report_received_at_ms=previous.report_received_at_ms if previous else now_ms,
                 hold_expires_at_ms=now_ms,
+                evidence_digest=evidence_digest((), ()),
             )
         )
 
 
-def _reasons(taint: Taint, report_count: int) -> tuple[str, ...]:
+def _link_currency(link: AccountLink, reports: Mapping[str, Report]) -> str:
+    """A proxy order is in the currency of the first report naming the number (by report id)."""
+    for report_id in link.report_ids:
+        report = reports.get(report_id)
+        if report is not None and report.transfers:
+            return report.transfers[0].currency
+    return "THB"
+
+
+def _reasons(trace: HoldingTrace, hold: int) -> tuple[str, ...]:
     def money(minor: int) -> str:
-        return f"{format_minor_units(minor, taint.currency)} {taint.currency}"
+        return f"{format_minor_units(minor, trace.currency)} {trace.currency}"
 
     reasons = [
-        f"received {money(taint.received)} of reported money"
-        + (" directly from the victim" if taint.hop == 0 else f" {taint.hop} hop(s) from the victim")
+        f"received {money(trace.received)} of reported money"
+        + (" directly from the victim" if trace.hop == 0 else f" {trace.hop} hop(s) from the victim")
     ]
-    if taint.moved_on:
-        reasons.append(f"{money(taint.moved_on)} already moved on; the hold covers only what is traced as still here")
-    if taint.remaining == 0:
+    if trace.hub_reason:
+        reasons.append(trace.hub_reason)
+    elif trace.moved_on:
+        reasons.append(f"{money(trace.moved_on)} already moved on; the hold covers only what is traced as still here")
+    if hold == 0:
         reasons.append("pass-through account: nothing to hold, flag for review")
-    if report_count > 1:
-        reasons.append(f"corroborated by {report_count} reports")
+    if len(trace.report_ids) > 1:
+        reasons.append(f"corroborated by {len(trace.report_ids)} reports")
     return tuple(reasons)

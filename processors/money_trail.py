@@ -1,37 +1,41 @@
-"""Follow reported money through mule accounts.
+"""Follow reported money through mule accounts, re-tracing only what changed.
 
-The attribution rule (documented in the README, "Money trail"):
+The rules are written out once, in ``processors.trace_reference`` (the reference
+oracle this engine is held to by property tests). In short: transfers are taken in
+``(executed_at, txn_id)`` order; an account's outflows draw on the tainted lots that
+reached it, oldest first; a reported transfer is tainted in full and counted once;
+hop distance is the account's distance from the victims; hubs hold what they
+received and pass nothing on.
 
-* Each reported transfer victim -> A puts a *lot* of tainted money at A (hop 0).
-* Events at an account are taken in time order. A transfer out of an account
-  draws on the tainted lots already there, oldest first (FIFO), before any clean
-  money: mules rarely hold money of their own, and this never attributes more
-  than arrived. A lot older than ``trace_window`` is not drawn on any more: its
-  money is treated as still held there.
-* The part of a transfer drawn from lots becomes new lots at the receiving
-  account, one hop further, up to ``max_hops``. Tainted money is only followed
-  in the lot's own currency.
-* Money that left before the tainted money arrived is never followed.
-
-The trace of a case (the reports whose money meets in some account) is a pure
-function of the reports and the indexed transactions, recomputed whenever
-either changes. That is what makes the result independent of arrival order.
+Why it is incremental: an account's allocation of tainted lots to its outflows
+depends only on the lots that reached it and its own transfers. So each account is
+recomputed on its own, when one of those changes, and only a changed outflow
+content (the absolute tainted content of a transfer: latest value wins) marks its
+receiving account for recomputation. A transfer's content depends only on
+transfers earlier in the order, so this converges to the oracle's result in any
+arrival order, and the work per batch follows what changed, not the size of a case.
 """
 
 from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 
-from processors.records import AccountKey, Report, Transfer
+from processors.records import AccountKey, Report, Transfer, account_label
 
-# One outgoing transfer as the index stores it: (at_ms, txn_id, target, amount, currency).
-Outflow = tuple[int, str, AccountKey, int, str]
-# Where a traced amount sits: (account, currency).
-Holding = tuple[AccountKey, str]
-StepKey = tuple[str, str, int]  # (txn_id, report_id, hop)
+Holding = tuple[AccountKey, str]  # where a traced amount sits: (account, currency)
+# One transfer on a lot's path: (txn_id, hop, source, target, at_ms, currency). Hop 0 = a reported transfer.
+Step = tuple[str, int, AccountKey, AccountKey, int, str]
+# A piece of tainted money: (amount, the reports it belongs to, the transfers it took to get here).
+Lot = tuple[int, frozenset[str], tuple[Step, ...]]
+# The effective record of a transfer: (at_ms, source, target, amount, currency).
+Record = tuple[int, AccountKey, AccountKey, int, str]
+Flow = tuple[str, AccountKey]  # (txn_id, source)
+
+UNREACHED = sys.maxsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +43,169 @@ class TraceSettings:
     trace_window_ms: int = 72 * 3600 * 1000
     max_hops: int = 4
     history_retention_ms: int = 7 * 24 * 3600 * 1000
+    hub_counterparties: int = 50
+    hub_accounts: frozenset[str] = frozenset()  # account labels; ``kind:institution:*`` names a whole institution
+
+    def listed_hub(self, account: AccountKey) -> bool:
+        if not self.hub_accounts:
+            return False
+        kind, institution, _ = account
+        return account_label(account) in self.hub_accounts or f"{kind}:{institution}:*" in self.hub_accounts
 
 
-class TransactionIndex:
-    """Outgoing transfers per account, deduplicated by ``txn_id``, in compact tuples."""
+@dataclass(frozen=True, slots=True)
+class TrailStep:
+    """One transfer on the way from the victims to a holding, and how much of what reached the holding it carried."""
 
-    def __init__(self) -> None:
-        self._outgoing: dict[AccountKey, list[Outflow]] = {}
-        self._seen: dict[str, int] = {}
+    txn_id: str
+    report_ids: tuple[str, ...]
+    hop: int
+    source: AccountKey
+    target: AccountKey
+    tainted_amount: int
+    currency: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingTrace:
+    """What the trace attributes to one account in one currency, with its evidence."""
+
+    account: AccountKey
+    currency: str
+    received: int
+    moved_on: int
+    hop: int
+    first_arrival_ms: int
+    last_arrival_ms: int
+    report_ids: tuple[str, ...]
+    trail: tuple[TrailStep, ...]
+    hub_reason: str | None = None
+
+    @property
+    def holding(self) -> Holding:
+        return (self.account, self.currency)
+
+    @property
+    def remaining(self) -> int:
+        return self.received - self.moved_on
+
+
+def hub_reason(listed: bool, counterparties: int) -> str:
+    if listed:
+        return "listed as a payment hub: the trail stops here and the hub holds the tainted money it received"
+    return (
+        f"payment hub ({counterparties} or more counterparties around the tainted money's arrival): the trail stops"
+        " here, the hub holds the tainted money it received and its customers are left alone"
+    )
+
+
+def summarise(
+    account: AccountKey,
+    currency: str,
+    arrivals: Iterable[tuple[int, Lot]],
+    moved_on: int,
+    hop: int,
+    hub: str | None,
+) -> HoldingTrace:
+    """A holding from the lots that reached it, each with its arrival time."""
+    received = 0
+    first, last = UNREACHED, 0
+    reports: set[str] = set()
+    steps: dict[Step, tuple[int, set[str]]] = {}
+    for at_ms, (amount, lot_reports, path) in arrivals:
+        received += amount
+        first, last = min(first, at_ms), max(last, at_ms)
+        reports.update(lot_reports)
+        for step in path:
+            carried, step_reports = steps.get(step) or (0, set())
+            steps[step] = (carried + amount, step_reports | lot_reports)
+    trail = tuple(
+        TrailStep(txn_id, tuple(sorted(step_reports)), step_hop, source, target, carried, step_currency, at_ms)
+        for (txn_id, step_hop, source, target, at_ms, step_currency), (carried, step_reports) in sorted(
+            steps.items(), key=lambda item: (item[0][4], item[0][0])
+        )
+    )
+    return HoldingTrace(account, currency, received, moved_on, hop, first, last, tuple(sorted(reports)), trail, hub)
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A lot waiting at an account to be drawn on, with what is left of it."""
+
+    left: int
+    arrived_ms: int
+    reports: frozenset[str]
+    path: tuple[Step, ...]
+
+
+@dataclass(slots=True)
+class _Allocation:
+    """One account's computed state: what reached it, what it sent on, and the contents of its outflows."""
+
+    hop: int
+    hub: str | None
+    arrivals: dict[str, list[tuple[int, Lot]]]  # currency -> (arrival time, lot)
+    moved_on: dict[str, int]
+    sent: dict[str, tuple[Lot, ...]]  # txn_id -> content
+
+    def core(self) -> tuple[object, ...]:
+        return (self.hop, self.hub, self.arrivals, self.moved_on)
+
+
+@dataclass(slots=True)
+class _Transfers:
+    """Every known transfer, one record per txn_id: the bank feed's, else the lowest report's copy."""
+
+    feed: dict[str, Record] = field(default_factory=dict)
+    copies: dict[str, dict[str, Record]] = field(default_factory=dict)  # txn_id -> report_id -> record
+    outgoing: dict[AccountKey, list[str]] = field(default_factory=dict)
+    incoming: dict[AccountKey, list[str]] = field(default_factory=dict)
+
+    def get(self, txn_id: str) -> Record | None:
+        record = self.feed.get(txn_id)
+        if record is None:
+            copies = self.copies.get(txn_id)
+            if copies:
+                record = copies[min(copies)]
+        return record
+
+    def link(self, txn_id: str, record: Record) -> None:
+        self.outgoing.setdefault(record[1], []).append(txn_id)
+        self.incoming.setdefault(record[2], []).append(txn_id)
+
+    def unlink(self, txn_id: str, record: Record) -> None:
+        for index, account in ((self.outgoing, record[1]), (self.incoming, record[2])):
+            txns = index.get(account)
+            if txns is not None:
+                txns.remove(txn_id)
+                if not txns:
+                    del index[account]
+
+
+class MoneyTrail:
+    """The transfers, the reports' claims on them, and every account's allocation, kept up to date batch by batch."""
+
+    def __init__(self, settings: TraceSettings) -> None:
+        self.settings = settings
+        self.reports: dict[str, Report] = {}
+        self._transfers = _Transfers()
+        self._named: dict[str, frozenset[str]] = {}  # txn_id -> reports naming it
+        self._named_out: dict[AccountKey, set[str]] = {}  # account -> reported transfers out of it
+        # (txn_id, source) -> tainted content, non-empty only. The source is part of the key because a
+        # transfer's record can move to another source (the feed correcting a report) before both settle.
+        self._content: dict[Flow, tuple[Lot, ...]] = {}
+        self._tainted_in: dict[AccountKey, set[Flow]] = {}
+        self._allocations: dict[AccountKey, _Allocation] = {}
+        self._dirty: dict[AccountKey, int] = {}  # account -> earliest time that changed there
         self._accounts: dict[AccountKey, AccountKey] = {}
         self._new_accounts: list[AccountKey] = []
         self.watermark_ms = 0
+        self.forgotten_before_ms = -UNREACHED  # the feed before this was evicted; older records are not indexed again
 
     def __len__(self) -> int:
-        return len(self._seen)
+        """Bank transfers indexed."""
+        return len(self._transfers.feed)
 
     def intern(self, account: AccountKey) -> AccountKey:
         known = self._accounts.get(account)
@@ -68,303 +221,330 @@ class TransactionIndex:
         drained, self._new_accounts = self._new_accounts, []
         return drained
 
-    def add(self, transfer: Transfer) -> bool:
-        """Index a transfer; False if its ``txn_id`` was indexed before (a redelivery)."""
-        if transfer.txn_id in self._seen:
+    # -- input -------------------------------------------------------------------------------------
+
+    def add_transaction(self, transfer: Transfer) -> bool:
+        """Index a bank transfer; False for a redelivered ``txn_id`` or one older than the evicted history."""
+        txn_id = transfer.txn_id
+        transfers = self._transfers
+        if txn_id in transfers.feed or transfer.at_ms < self.forgotten_before_ms:
             return False
-        self._seen[transfer.txn_id] = transfer.at_ms
-        source = self.intern(transfer.source)
-        outflow = (
-            transfer.at_ms,
-            transfer.txn_id,
-            self.intern(transfer.target),
-            transfer.amount,
-            transfer.currency,
-        )
-        outgoing = self._outgoing.get(source)
-        if outgoing is None:
-            self._outgoing[source] = [outflow]
+        record = (transfer.at_ms, self.intern(transfer.source), self.intern(transfer.target), transfer.amount,
+                  transfer.currency)  # fmt: skip
+        if txn_id in transfers.copies:
+            self._replace(txn_id, lambda: transfers.feed.__setitem__(txn_id, record))
         else:
-            outgoing.append(outflow)
+            transfers.feed[txn_id] = record
+            transfers.link(txn_id, record)
+            self._touch_accounts(record)
         if transfer.at_ms > self.watermark_ms:
             self.watermark_ms = transfer.at_ms
         return True
 
-    def outflows(self, account: AccountKey, since_ms: int) -> list[Outflow]:
-        return sorted(o for o in self._outgoing.get(account, ()) if o[0] >= since_ms)
-
-    def evict_older_than(self, cutoff_ms: int, keep: Container[AccountKey] = ()) -> int:
-        """Forget transfers executed before ``cutoff_ms``, except those out of ``keep``; returns how many went."""
-        before = len(self._seen)
-        for account in list(self._outgoing):
-            if account in keep:
-                continue
-            kept = [o for o in self._outgoing[account] if o[0] >= cutoff_ms]
-            if kept:
-                self._outgoing[account] = kept
-            else:
-                del self._outgoing[account]
-        self._seen = {outflow[1]: outflow[0] for outflows in self._outgoing.values() for outflow in outflows}
-        return before - len(self._seen)
-
-
-@dataclass(frozen=True, slots=True)
-class TrailStep:
-    txn_id: str
-    report_id: str
-    hop: int
-    source: AccountKey
-    target: AccountKey
-    tainted_amount: int
-    currency: str
-    at_ms: int
-
-
-@dataclass(slots=True)
-class Taint:
-    """What the trace attributes to one account in one currency."""
-
-    account: AccountKey
-    currency: str
-    received: int = 0
-    moved_on: int = 0
-    hop: int = sys.maxsize
-    first_arrival_ms: int = sys.maxsize
-    last_arrival_ms: int = 0
-    report_ids: set[str] = field(default_factory=set)
-    path_keys: set[StepKey] = field(default_factory=set)
-
-    @property
-    def remaining(self) -> int:
-        return self.received - self.moved_on
-
-
-@dataclass(frozen=True, slots=True)
-class CaseTrace:
-    """The full trace of one case: every holding the reports' money reached."""
-
-    report_ids: frozenset[str]
-    taints: dict[Holding, Taint]
-    steps: dict[StepKey, TrailStep]
-    beyond_max_hops: int
-
-    def trail(self, taint: Taint) -> list[TrailStep]:
-        return sorted((self.steps[key] for key in taint.path_keys), key=lambda s: (s.at_ms, s.hop, s.txn_id))
-
-
-@dataclass(slots=True)
-class _Lot:
-    report_id: str
-    amount: int
-    currency: str
-    hop: int
-    arrived_ms: int
-    path: tuple[StepKey, ...]
-
-
-def trace_case(reports: Iterable[Report], index: TransactionIndex, settings: TraceSettings) -> CaseTrace:
-    """Simulate the reports' tainted money through the indexed transfers, in event-time order."""
-    ordered = sorted(reports, key=lambda r: r.report_id)
-    # Heap entries: (time, 0 = arrival | 1 = outflow, txn_id, sequence, account, lot or outflow).
-    # Arrivals at a time come before outflows at that time; the sequence makes every tie deterministic.
-    heap: list[tuple[int, int, str, int, AccountKey, _Lot | Outflow]] = []
-    sequence = 0
-    steps: dict[StepKey, TrailStep] = {}
-    step_amounts: dict[StepKey, int] = {}
-
-    def record_step(
-        txn_id: str,
-        report_id: str,
-        hop: int,
-        src: AccountKey,
-        dst: AccountKey,
-        amount: int,
-        currency: str,
-        at: int,
-    ) -> StepKey:
-        key = (txn_id, report_id, hop)
-        step_amounts[key] = step_amounts.get(key, 0) + amount
-        steps[key] = TrailStep(txn_id, report_id, hop, src, dst, step_amounts[key], currency, at)
-        return key
-
-    def arrive(account: AccountKey, lot: _Lot, txn_id: str) -> None:
-        nonlocal sequence
-        sequence += 1
-        heapq.heappush(heap, (lot.arrived_ms, 0, txn_id, sequence, account, lot))
-
-    for report in ordered:
-        for sent in report.transfers:
-            target = index.intern(sent.target)
-            key = record_step(
-                sent.txn_id, report.report_id, 0, sent.source, target, sent.amount, sent.currency, sent.at_ms
-            )
-            arrive(target, _Lot(report.report_id, sent.amount, sent.currency, 0, sent.at_ms, (key,)), sent.txn_id)
-
-    lots: dict[AccountKey, list[_Lot]] = {}
-    taints: dict[Holding, Taint] = {}
-    beyond_max_hops = 0
-
-    while heap:
-        at_ms, _, txn_id, _, account, item = heapq.heappop(heap)
-        if isinstance(item, _Lot):
-            lot = item
-            held = lots.get(account)
-            if held is None:
-                held = lots[account] = []
-                # First tainted arrival: every later transfer out of the account may carry it on.
-                for outflow in index.outflows(account, since_ms=at_ms):
-                    sequence += 1
-                    heapq.heappush(heap, (outflow[0], 1, outflow[1], sequence, account, outflow))
-            held.append(lot)
-            taint = taints.get((account, lot.currency))
-            if taint is None:
-                taint = taints[(account, lot.currency)] = Taint(account, lot.currency)
-            taint.received += lot.amount
-            taint.hop = min(taint.hop, lot.hop)
-            taint.first_arrival_ms = min(taint.first_arrival_ms, at_ms)
-            taint.last_arrival_ms = max(taint.last_arrival_ms, at_ms)
-            taint.report_ids.add(lot.report_id)
-            taint.path_keys.update(lot.path)
-            continue
-
-        source, (_, _, target, amount, currency) = account, item
-        unclaimed = amount
-        for lot in lots[source]:
-            if unclaimed == 0:
-                break
-            if lot.amount == 0 or lot.currency != currency or at_ms - lot.arrived_ms > settings.trace_window_ms:
-                continue
-            taken = min(unclaimed, lot.amount)
-            lot.amount -= taken
-            unclaimed -= taken
-            taints[(source, currency)].moved_on += taken
-            hop = lot.hop + 1
-            if hop > settings.max_hops:
-                beyond_max_hops += taken
-                continue
-            key = record_step(txn_id, lot.report_id, hop, source, target, taken, currency, at_ms)
-            arrive(target, _Lot(lot.report_id, taken, currency, hop, at_ms, (*lot.path, key)), txn_id)
-
-    return CaseTrace(frozenset(r.report_id for r in ordered), taints, steps, beyond_max_hops)
-
-
-class MoneyTrail:
-    """Reports and the transaction index, grouped into cases that are re-traced when they change.
-
-    A case is the set of reports whose money reaches a common account: their lots
-    compete for the same outflows, so they must be traced together.
-    """
-
-    def __init__(self, settings: TraceSettings) -> None:
-        self.settings = settings
-        self.index = TransactionIndex()
-        self.reports: dict[str, Report] = {}
-        self._case_reports: dict[str, set[str]] = {}
-        self._case_of_report: dict[str, str] = {}
-        self._owner: dict[AccountKey, str] = {}
-        self._traces: dict[str, CaseTrace] = {}
-        self._dirty: set[str] = set()
-        self._superseded: set[Holding] = set()
-
-    @property
-    def traces(self) -> dict[str, CaseTrace]:
-        return self._traces
-
     def add_report(self, report: Report) -> bool:
-        """Take a report; False if an identical one was already taken."""
+        """Take a report, or the correction that replaces it; False if it changes nothing."""
         known = self.reports.get(report.report_id)
-        if known == report:
-            return False
-        if known is not None and _same_content(known, report):
+        if known is not None and _same_claims(known, report):
+            self.reports[report.report_id] = report
             return False
         self.reports[report.report_id] = report
-        case = self._case_of_report.get(report.report_id)
-        if case is None:
-            case = report.report_id
-            self._case_reports[case] = {report.report_id}
-            self._case_of_report[report.report_id] = case
-        for sent in report.transfers:
-            other = self._owner.get(sent.target)
-            if other is not None and other != case:
-                case = self._merge(case, other)
-        self._dirty.add(case)
+        before = _claims(known) if known is not None else {}
+        after = _claims(report)
+        for txn_id in sorted(before.keys() | after.keys()):
+            sent = after.get(txn_id)
+            self._claim(report.report_id, txn_id, None if sent is None else self._record(sent))
         return True
 
-    def add_transaction(self, transfer: Transfer) -> bool:
-        """Index a bank transfer; False for a redelivered ``txn_id``."""
-        if not self.index.add(transfer):
-            return False
-        case = self._owner.get(transfer.source)
-        if case is not None:
-            self._dirty.add(case)
-        return True
+    def _record(self, sent: Transfer) -> Record:
+        return (sent.at_ms, self.intern(sent.source), self.intern(sent.target), sent.amount, sent.currency)
 
-    def retrace(self) -> tuple[dict[Holding, Taint | None], dict[Holding, CaseTrace]]:
-        """Re-trace every case that changed since the last call.
+    def _claim(self, report_id: str, txn_id: str, record: Record | None) -> None:
+        """Set (or withdraw, with None) one report's claim that ``txn_id`` carried its money."""
+        transfers = self._transfers
 
-        Returns the new taint of every holding those cases reach, with ``None``
-        for holdings a re-trace no longer reaches, and the case trace each
-        live holding belongs to (for its evidence).
+        def apply() -> None:
+            copies = transfers.copies.setdefault(txn_id, {})
+            if record is None:
+                copies.pop(report_id, None)
+                if not copies:
+                    del transfers.copies[txn_id]
+            else:
+                copies[report_id] = record
+            named = set(self._named.get(txn_id, ()))
+            named.discard(report_id) if record is None else named.add(report_id)
+            if named:
+                self._named[txn_id] = frozenset(named)
+            else:
+                self._named.pop(txn_id, None)
+
+        self._replace(txn_id, apply)
+
+    def _replace(self, txn_id: str, change: Callable[[], None]) -> None:
+        """Apply a change to a transfer's record or claims, keeping the indexes and dirty marks right."""
+        transfers = self._transfers
+        before = transfers.get(txn_id)
+        if before is not None:
+            transfers.unlink(txn_id, before)
+            self._named_out.get(before[1], set()).discard(txn_id)
+            self._touch_accounts(before)
+        change()
+        after = transfers.get(txn_id)
+        if after is not None:
+            transfers.link(txn_id, after)
+            if txn_id in self._named:
+                self._named_out.setdefault(after[1], set()).add(txn_id)
+            self._touch_accounts(after)
+            self._mark(after[1], after[0])
+
+    def _touch_accounts(self, record: Record) -> None:
+        # A transfer changes its source's allocation, and a traced target's count of counterparties (hubs).
+        at_ms, source, target = record[0], record[1], record[2]
+        if source in self._allocations:
+            self._mark(source, at_ms)
+        if target in self._allocations:
+            self._mark(target, at_ms)
+
+    def _mark(self, account: AccountKey, at_ms: int) -> None:
+        known = self._dirty.get(account)
+        if known is None or at_ms < known:
+            self._dirty[account] = at_ms
+
+    # -- re-trace ----------------------------------------------------------------------------------
+
+    def retrace(self) -> dict[Holding, HoldingTrace | None]:
+        """Recompute the accounts whose inputs changed, then downstream of them while contents change.
+
+        Returns every holding whose trace changed, with ``None`` for holdings no longer reached.
+        Accounts are taken earliest change first, so money upstream settles before it is followed.
         """
-        before: set[Holding] = set()
-        recomputed: set[str] = set()
-        while self._dirty:
-            case = self._dirty.pop()
-            previous = self._traces.pop(case, None)
-            if previous is not None:
-                before.update(previous.taints)
-            result = trace_case((self.reports[r] for r in self._case_reports[case]), self.index, self.settings)
-            others = {self._owner[a] for a, _ in result.taints if self._owner.get(a, case) != case}
-            if others:
-                # The money met another case's money: trace them together from scratch.
-                for other in others:
-                    recomputed.discard(other)
-                    self._merge(case, other)
+        before: dict[AccountKey, _Allocation | None] = {}
+        queue = [(at_ms, account) for account, at_ms in self._dirty.items()]
+        heapq.heapify(queue)
+        while queue:
+            at_ms, account = heapq.heappop(queue)
+            if self._dirty.get(account) != at_ms:
+                continue  # superseded by an earlier mark, or already done
+            del self._dirty[account]
+            if account not in before:
+                before[account] = self._allocations.get(account)
+            for target, arrival_ms in self._allocate(account):
+                self._mark(target, arrival_ms)
+                if self._dirty[target] == arrival_ms:
+                    heapq.heappush(queue, (arrival_ms, target))
+        changed: dict[Holding, HoldingTrace | None] = {}
+        for account, old in before.items():
+            new = self._allocations.get(account)
+            if old is not None and new is not None and old.core() == new.core():
                 continue
-            for account, _ in result.taints:
-                self._owner[account] = case
-            self._traces[case] = result
-            recomputed.add(case)
-        before.update(self._superseded)
-        self._superseded.clear()
-        changed: dict[Holding, Taint | None] = {}
-        owners: dict[Holding, CaseTrace] = {}
-        for case in recomputed:
-            case_trace = self._traces[case]
-            for holding, taint in case_trace.taints.items():
-                changed[holding] = taint
-                owners[holding] = case_trace
-        for holding in before:
-            changed.setdefault(holding, None)
-        return changed, owners
+            if old is not None:
+                for currency in old.arrivals:
+                    changed[(account, currency)] = None
+            if new is not None:
+                for currency, arrivals in new.arrivals.items():
+                    trace = summarise(account, currency, arrivals, new.moved_on.get(currency, 0), new.hop, new.hub)
+                    changed[(account, currency)] = trace
+        return changed
+
+    def holding(self, holding: Holding) -> HoldingTrace | None:
+        """The current trace of one holding."""
+        account, currency = holding
+        allocation = self._allocations.get(account)
+        if allocation is None or currency not in allocation.arrivals:
+            return None
+        return summarise(
+            account, currency, allocation.arrivals[currency], allocation.moved_on.get(currency, 0),
+            allocation.hop, allocation.hub,
+        )  # fmt: skip
+
+    def holdings(self) -> dict[Holding, HoldingTrace]:
+        return {
+            (account, currency): trace
+            for account, allocation in self._allocations.items()
+            for currency in allocation.arrivals
+            if (trace := self.holding((account, currency))) is not None
+        }
+
+    def _allocate(self, account: AccountKey) -> list[tuple[AccountKey, int]]:
+        """Recompute one account; returns the receiving accounts whose content changed, with when it arrives."""
+        settings, transfers, contents = self.settings, self._transfers, self._content
+        inbound = sorted(
+            (contents[flow][0][2][-1][4], flow[0], contents[flow]) for flow in self._tainted_in.get(account, ())
+        )
+        named_out = self._named_out.get(account)
+        old = self._allocations.get(account)
+        if not inbound and not named_out:
+            self._allocations.pop(account, None)
+            return self._send(account, old.sent if old is not None else {}, {})
+
+        first_ms = inbound[0][0] if inbound else UNREACHED
+        hub = self._hub(account, first_ms)
+        outbound: list[tuple[int, str, Record]] = []
+        for txn_id in transfers.outgoing.get(account, ()):
+            record = transfers.get(txn_id)
+            if record is None or record[2] == account:
+                continue  # a self-transfer moves nothing
+            if record[0] >= first_ms or txn_id in self._named:
+                outbound.append((record[0], txn_id, record))
+        outbound.sort(key=lambda o: (o[0], o[1]))
+
+        allocation = _Allocation(UNREACHED, hub, {}, {}, {})
+        queues: dict[str, list[_Queued]] = {}  # currency -> lots in arrival order
+        heads: dict[str, int] = {}
+        i = 0
+        for at_ms, txn_id, (_, _, target, amount, currency) in outbound:
+            while i < len(inbound) and (inbound[i][0], inbound[i][1]) < (at_ms, txn_id):
+                arrived_ms, _, lots = inbound[i]
+                i += 1
+                self._arrive(allocation, queues, arrived_ms, lots)
+            drawn = [] if hub else _draw(queues, heads, currency, amount, at_ms, settings.trace_window_ms)
+            taken = sum(lot[0] for lot in drawn)
+            if taken:
+                allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
+            named = self._named.get(txn_id)
+            if named is not None:
+                step: Step = (txn_id, 0, account, target, at_ms, currency)
+                pieces = [(part, reports | named, (*path, step)) for part, reports, path in drawn]
+                if amount > taken:
+                    pieces.append((amount - taken, named, (step,)))
+                allocation.sent[txn_id] = tuple(pieces)
+            elif drawn and allocation.hop < settings.max_hops:
+                step = (txn_id, allocation.hop + 1, account, target, at_ms, currency)
+                allocation.sent[txn_id] = tuple((part, reports, (*path, step)) for part, reports, path in drawn)
+        for arrived_ms, _, lots in inbound[i:]:
+            self._arrive(allocation, queues, arrived_ms, lots)
+        if allocation.arrivals or allocation.sent:
+            self._allocations[account] = allocation
+        else:
+            self._allocations.pop(account, None)
+        return self._send(account, old.sent if old is not None else {}, allocation.sent)
+
+    @staticmethod
+    def _arrive(
+        allocation: _Allocation, queues: dict[str, list[_Queued]], arrived_ms: int, lots: tuple[Lot, ...]
+    ) -> None:
+        path = lots[0][2]
+        currency, hop = path[-1][5], path[-1][1]
+        allocation.hop = min(allocation.hop, hop)
+        arrivals = allocation.arrivals.setdefault(currency, [])
+        queue = queues.setdefault(currency, [])
+        for lot in lots:
+            arrivals.append((arrived_ms, lot))
+            queue.append(_Queued(lot[0], arrived_ms, lot[1], lot[2]))
+
+    def _send(
+        self, account: AccountKey, old: Mapping[str, tuple[Lot, ...]], new: Mapping[str, tuple[Lot, ...]]
+    ) -> list[tuple[AccountKey, int]]:
+        """Publish changed outflow contents to their receiving accounts; returns who must recompute, from when."""
+        changed = []
+        for txn_id in old.keys() | new.keys():
+            before, after = old.get(txn_id), new.get(txn_id)
+            if before == after:
+                continue
+            flow = (txn_id, account)
+            if before is not None:
+                del self._content[flow]
+                target, at_ms = before[0][2][-1][3], before[0][2][-1][4]
+                tainted_in = self._tainted_in[target]
+                tainted_in.discard(flow)
+                if not tainted_in:
+                    del self._tainted_in[target]
+                changed.append((target, at_ms))
+            if after is not None:
+                self._content[flow] = after
+                target, at_ms = after[0][2][-1][3], after[0][2][-1][4]
+                self._tainted_in.setdefault(target, set()).add(flow)
+                changed.append((target, at_ms))
+        return changed
+
+    def _hub(self, account: AccountKey, first_ms: int) -> str | None:
+        """Why the account is a hub, or None: listed, or enough counterparties within the window of the taint."""
+        settings = self.settings
+        if settings.listed_hub(account):
+            return hub_reason(True, 0)
+        if first_ms == UNREACHED:
+            return None
+        low, high = first_ms - settings.trace_window_ms, first_ms + settings.trace_window_ms
+        transfers = self._transfers
+        parties: set[AccountKey] = set()
+        for txn_id in chain(transfers.outgoing.get(account, ()), transfers.incoming.get(account, ())):
+            record = transfers.get(txn_id)
+            if record is None or not low <= record[0] <= high:
+                continue
+            other = record[2] if record[1] == account else record[1]
+            if other != account:
+                parties.add(other)
+                if len(parties) >= settings.hub_counterparties:
+                    return hub_reason(False, settings.hub_counterparties)
+        return None
+
+    # -- retention ---------------------------------------------------------------------------------
 
     def evict(self) -> int:
-        """Drop transfers older than the history retention, measured on the feed's own clock.
+        """Forget bank transfers older than the history retention, on the feed's own clock; returns how many went.
 
-        Transfers out of accounts a case has reached stay: they are that case's evidence, and a
-        re-trace without them would wrongly release holds downstream.
+        Transfers touching an account the trail reaches stay: they are its evidence. A transfer
+        older than the cutoff is not indexed again if it is redelivered, so eviction never
+        changes a later trace.
         """
-        cutoff = self.index.watermark_ms - self.settings.history_retention_ms
-        return self.index.evict_older_than(cutoff, keep=self._owner.keys())
+        cutoff = self.watermark_ms - self.settings.history_retention_ms
+        if cutoff <= self.forgotten_before_ms:
+            return 0
+        self.forgotten_before_ms = cutoff
+        transfers, traced = self._transfers, self._allocations
+        gone = [
+            txn_id
+            for txn_id, record in transfers.feed.items()
+            if record[0] < cutoff and record[1] not in traced and record[2] not in traced and txn_id not in self._named
+        ]
+        touched: set[AccountKey] = set()
+        for txn_id in gone:
+            _, source, target, _, _ = transfers.feed.pop(txn_id)
+            touched.update((source, target))
+        forgotten = set(gone)
+        for index in (transfers.outgoing, transfers.incoming):
+            for account in touched:
+                kept = [txn_id for txn_id in index.get(account, ()) if txn_id not in forgotten]
+                if kept:
+                    index[account] = kept
+                else:
+                    index.pop(account, None)
+        return len(gone)
 
-    def _merge(self, keep: str, gone: str) -> str:
-        # The joint trace replaces the gone case's trace. Merges also happen in add_report, between
-        # retraces: without this the old trace stayed in ``traces`` for good, and a holding only it
-        # reached was never withdrawn (None) when the joint trace no longer reached it.
-        stale = self._traces.pop(gone, None)
-        if stale is not None:
-            self._superseded.update(stale.taints)
-        for report_id in self._case_reports.pop(gone):
-            self._case_reports[keep].add(report_id)
-            self._case_of_report[report_id] = keep
-        for account, owner in self._owner.items():
-            if owner == gone:
-                self._owner[account] = keep
-        self._dirty.discard(gone)
-        self._dirty.add(keep)
-        return keep
+
+def _draw(
+    queues: dict[str, list[_Queued]], heads: dict[str, int], currency: str, amount: int, at_ms: int, window_ms: int
+) -> list[Lot]:
+    """Take up to ``amount`` from the currency's lots, oldest first, skipping lots older than the window."""
+    queue = queues.get(currency)
+    if not queue:
+        return []
+    head = heads.get(currency, 0)
+    # Lots used up, or past the window for this outflow, are past it for every later one too.
+    while head < len(queue) and (queue[head].left == 0 or at_ms - queue[head].arrived_ms > window_ms):
+        head += 1
+    heads[currency] = head
+    drawn: list[Lot] = []
+    left = amount
+    for index in range(head, len(queue)):
+        if left == 0:
+            break
+        entry = queue[index]
+        if entry.left == 0:
+            continue
+        taken = min(left, entry.left)
+        entry.left -= taken
+        left -= taken
+        drawn.append((taken, entry.reports, entry.path))
+    return drawn
 
 
-def _same_content(a: Report, b: Report) -> bool:
-    # A redelivered report differs only in when the broker received it.
-    return a.transfers == b.transfers and a.reported_at_ms == b.reported_at_ms
+def _claims(report: Report) -> dict[str, Transfer]:
+    """The transfers a report names, by txn_id; a txn_id named twice counts once, as first written."""
+    claims: dict[str, Transfer] = {}
+    for sent in report.transfers:
+        claims.setdefault(sent.txn_id, sent)
+    return claims
+
+
+def _same_claims(a: Report, b: Report) -> bool:
+    return a.transfers == b.transfers

@@ -97,6 +97,7 @@ def decode_victim_report(raw: bytes, max_bytes: int, received_at_ms: int) -> Rep
         transfers=transfers,
         scammer_phones=tuple(dict.fromkeys(report.scammer_phones)),
         scam_urls=tuple(dict.fromkeys(report.scam_urls)),
+        revision=report.revision,
     )
 
 

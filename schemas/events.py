@@ -91,6 +91,15 @@ class VictimReport(WireModel):
     scam_urls: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]], Field(max_length=50)
     ] = []
+    revision: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=2**31 - 1,
+            description="a correction re-sends the report_id with other content and a higher revision; "
+            "the highest revision wins in any arrival order",
+        ),
+    ] = 1
 
 
 class BankTransaction(MoneyModel):

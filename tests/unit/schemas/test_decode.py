@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -307,3 +308,38 @@ def test_an_invalid_report_is_rejected_with_a_sentence_naming_the_field(message:
     assert isinstance(rejection, Rejection)
     assert rejection.reason == "invalid_event"
     assert rejection.error.startswith(f"{field}: ")
+
+
+# --- report revisions ----------------------------------------------------------------------
+
+
+def test_a_report_without_a_revision_is_revision_1() -> None:
+    report = decode_report(victim_report())
+
+    assert isinstance(report, Report)
+    assert report.revision == 1
+
+
+def test_a_correction_carries_its_revision() -> None:
+    report, original = decode_report(victim_report(revision=3)), decode_report(victim_report())
+
+    assert isinstance(report, Report)
+    assert isinstance(original, Report)
+    assert report.revision == 3
+    assert report == replace(original, revision=3)
+
+
+@pytest.mark.parametrize(
+    ("revision", "error"),
+    [
+        (0, "revision: Input should be greater than or equal to 1"),
+        (-2, "revision: Input should be greater than or equal to 1"),
+        (2**31, "revision: Input should be less than or equal to 2147483647"),
+        ("2", "revision: Input should be a valid integer"),
+        (2.0, "revision: Input should be a valid integer"),
+        (True, "revision: Input should be a valid integer"),
+    ],
+    ids=["zero", "negative", "too large", "a string", "a float", "true"],
+)
+def test_a_revision_that_is_not_a_positive_integer_is_rejected(revision: object, error: str) -> None:
+    assert decode_report(victim_report(revision=revision)) == Rejection("invalid_event", error)
