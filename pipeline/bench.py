@@ -3,7 +3,10 @@
 (a) the pipeline worker ingesting and indexing bank transactions,
 (b) a bare aiokafka ``getmany`` + ``orjson.loads`` loop on the same topic (Python's limit here),
 (c) a naive faust agent (one event at a time, Record values, a table update per event),
-(d) report -> freeze-action latency while 5,000 transactions/s flow in the background.
+(d) report -> freeze-action latency while 5,000 transactions/s flow in the background,
+(e) re-trace cost per batch in a case of 10,000 accounts taking 1,000 new transactions/s,
+(f) 3,000 victims' money fanning in to one cash-out account: per batch, in all, and end to end
+    (both in ``pipeline.bench_retrace``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -24,6 +27,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
+from pipeline.bench_retrace import (
+    FAN_IN_REPORTS_PER_BATCH,
+    measure_case,
+    measure_fan_in,
+    measure_fan_in_end_to_end,
+    percentile,
+)
 from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
@@ -35,6 +45,10 @@ from schemas.decode import decode_bank_transaction
 NAIVE_FAUST_MESSAGES = 20_000
 BACKGROUND_TPS = 5_000
 LATENCY_SAMPLES = 40
+CASE_ACCOUNTS = 10_000
+CASE_TPS = 1_000
+CASE_BATCHES = 20
+FAN_IN_VICTIMS = 3_000
 
 
 def run_bench(settings: Settings, transactions: int) -> None:
@@ -65,13 +79,26 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
     latency_settings = settings.with_overrides(topic_prefix=f"bench-{run}-lat.", consumer_group=f"bench-{run}-lat")
     await create_topics(bootstrap, TOPICS, latency_settings.topic_prefix)
     latencies = await _measure_latency(latency_settings, bootstrap)
-    p50, p99 = statistics.median(latencies), _percentile(latencies, 0.99)
+    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print(f"(d) report -> action     p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} reports "
           f"with {BACKGROUND_TPS:,} tx/s in the background", flush=True)  # fmt: skip
     memory = _bytes_per_indexed_transaction(min(transactions, 100_000), start_ms)
     print(f"    memory               {memory:,.0f} bytes per indexed transaction", flush=True)
     print(f"    ratios               a/b {pipeline.per_second / bare.per_second:.2f}, "
           f"a/c {pipeline.per_second / naive.per_second:.1f}", flush=True)  # fmt: skip
+    case = measure_case(bench_settings, CASE_ACCOUNTS, CASE_BATCHES, CASE_TPS)
+    print(f"(e) re-trace, {case.tainted:,}-account case  p50 {case.batches.p50:.1f} ms, p99 {case.batches.p99:.1f} ms "
+          f"per batch of {CASE_TPS:,} new transactions out of the case", flush=True)  # fmt: skip
+    print(f"    re-trace alone       p50 {case.retraces.p50:.1f} ms, p99 {case.retraces.p99:.1f} ms; "
+          f"{case.holdings_per_batch:,.0f} holdings changed a batch", flush=True)  # fmt: skip
+    fan_in = measure_fan_in(bench_settings, FAN_IN_VICTIMS)
+    fan_in_settings = settings.with_overrides(topic_prefix=f"bench-{run}-fan.", consumer_group=f"bench-{run}-fan")
+    await create_topics(bootstrap, TOPICS, fan_in_settings.topic_prefix)
+    end_to_end = await measure_fan_in_end_to_end(fan_in_settings, bootstrap, FAN_IN_VICTIMS)
+    print(f"(f) fan-in, {fan_in.reports_at_cash_out:,} victims -> 1 p50 {fan_in.batches.p50:.1f} ms, "
+          f"p99 {fan_in.batches.p99:.1f} ms per batch of {FAN_IN_REPORTS_PER_BATCH} reports, "
+          f"{fan_in.batches.total_s:.2f} s in all", flush=True)  # fmt: skip
+    print(f"    fan-in end to end    {end_to_end:.2f} s through the broker and the worker", flush=True)
     figures = {
         "pipeline_tps": round(pipeline.per_second),
         "aiokafka_tps": round(bare.per_second),
@@ -81,6 +108,14 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
         "pipeline_to_aiokafka": round(pipeline.per_second / bare.per_second, 3),
         "pipeline_to_naive_faust": round(pipeline.per_second / naive.per_second, 2),
         "bytes_per_indexed_transaction": round(memory),
+        "retrace_case_batch_ms_p50": round(case.batches.p50, 1),
+        "retrace_case_batch_ms_p99": round(case.batches.p99, 1),
+        "retrace_case_retrace_ms_p50": round(case.retraces.p50, 1),
+        "retrace_case_retrace_ms_p99": round(case.retraces.p99, 1),
+        "fan_in_batch_ms_p50": round(fan_in.batches.p50, 1),
+        "fan_in_batch_ms_p99": round(fan_in.batches.p99, 1),
+        "fan_in_total_s": round(fan_in.batches.total_s, 2),
+        "fan_in_end_to_end_s": round(end_to_end, 2),
     }
     print(orjson.dumps(figures).decode(), flush=True)
 
@@ -187,8 +222,3 @@ def _bytes_per_indexed_transaction(count: int, start_ms: int) -> float:
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return (after - before) / count
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]

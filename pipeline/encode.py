@@ -1,15 +1,27 @@
-"""Domain results to wire bytes (and back, for start-up recovery), through the schemas' models."""
+"""Domain results to wire bytes (and back, for start-up recovery), through the schemas' models.
+
+Every message leaves here at most ``max_action_bytes`` long, however many victims fed it. A
+freeze action lists at most ``max_trail_steps`` trail steps (half the largest, the rest the most
+recent) and ``max_listed_ids`` report and txn ids, with their totals and the digest of the full
+evidence; suspensions and warnings list at most ``max_listed_ids`` ids. A message still too large
+is encoded again with every limit halved until it fits; a dead letter keeps only the beginning of
+an original too large to carry whole.
+"""
 
 from __future__ import annotations
 
 import base64
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
 
+from pipeline.errors import MessageTooLargeError
 from processors.freeze_orders import FreezeOrder
 from processors.money_trail import TrailStep
 from processors.records import AccountKey, account_label
@@ -23,6 +35,57 @@ from schemas.signing import SigningKeys, sign
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
+STEP_REPORT_IDS = 10  # report ids listed per trail step: the lowest
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLimits:
+    """How much evidence one message lists, and how large any published message may be (``Settings``)."""
+
+    max_trail_steps: int
+    max_listed_ids: int
+    max_action_bytes: int
+
+    def halved(self) -> ActionLimits | None:
+        """The limits to try when a message does not fit; None once the lists are already empty."""
+        if self.max_trail_steps == 0 and self.max_listed_ids == 0:
+            return None
+        return replace(self, max_trail_steps=self.max_trail_steps // 2, max_listed_ids=self.max_listed_ids // 2)
+
+
+def fitted(encode: Callable[[ActionLimits], bytes], limits: ActionLimits, what: str) -> bytes:
+    """``encode(limits)``, with the limits halved until the message is at most ``max_action_bytes``."""
+    current = limits
+    while len(value := encode(current)) > limits.max_action_bytes:
+        smaller = current.halved()
+        if smaller is None:
+            raise MessageTooLargeError(
+                f"{what} is {len(value)} bytes with no ids or trail steps listed; "
+                f"max_action_bytes is {limits.max_action_bytes}"
+            )
+        current = smaller
+    return value
+
+
+def listed_trail(trail: tuple[TrailStep, ...], limit: int) -> tuple[TrailStep, ...]:
+    """The steps an action lists: the whole trail, or ``limit`` of them in time order (at, txn_id).
+
+    Half the slots go to the steps that carried the most tainted money (the earlier one on a tie),
+    the rest to the most recent steps not already chosen.
+    """
+    if len(trail) <= limit:
+        return trail
+
+    def when(i: int) -> tuple[int, str, int]:
+        return trail[i].at_ms, trail[i].txn_id, i
+
+    by_time = sorted(range(len(trail)), key=when)
+    chosen = set(heapq.nsmallest(limit // 2, by_time, key=lambda i: (-trail[i].tainted_amount, when(i))))
+    for index in reversed(by_time):
+        if len(chosen) >= limit:
+            break
+        chosen.add(index)
+    return tuple(trail[i] for i in by_time if i in chosen)
 
 
 def _time(ms: int) -> datetime:
@@ -35,9 +98,11 @@ def _account(key: AccountKey) -> AccountRef:
 
 
 def _step(step: TrailStep) -> WireTrailStep:
+    listed = heapq.nsmallest(STEP_REPORT_IDS, step.report_ids)
     return WireTrailStep(
         txn_id=step.txn_id,
-        report_id=step.report_id,
+        report_id=listed[0] if listed else "",
+        report_ids=listed,
         hop=step.hop,
         from_account=_account(step.source),
         to_account=_account(step.target),
@@ -54,7 +119,10 @@ def signed_json(model: type[BaseModel], payload: dict[str, Any], keys: SigningKe
     return orjson.dumps(wire)
 
 
-def freeze_action_payload(order: FreezeOrder) -> dict[str, Any]:
+def freeze_action_payload(order: FreezeOrder, limits: ActionLimits) -> dict[str, Any]:
+    """The action before signing, listing as much of the evidence as ``limits`` allow."""
+    trail_steps_total = len(order.trail) if order.trail_steps_total < 0 else order.trail_steps_total
+
     def money(minor: int) -> str:
         return format_minor_units(minor, order.currency)
 
@@ -70,10 +138,14 @@ def freeze_action_payload(order: FreezeOrder) -> dict[str, Any]:
         "hop": order.hop,
         "tainted_received": money(order.received),
         "tainted_moved_on": money(order.moved_on),
-        "report_ids": list(order.report_ids),
-        "txn_ids": list(order.txn_ids),
+        "report_ids": list(order.report_ids[: limits.max_listed_ids]),
+        "report_ids_total": len(order.report_ids),
+        "txn_ids": list(order.txn_ids[: limits.max_listed_ids]),
+        "txn_ids_total": len(order.txn_ids),
         "reasons": list(order.reasons),
-        "trail": [_step(step).model_dump(mode="json") for step in order.trail],
+        "trail": [_step(step).model_dump(mode="json") for step in listed_trail(order.trail, limits.max_trail_steps)],
+        "trail_steps_total": trail_steps_total,
+        "trail_digest": order.evidence_digest,
         "issued_at": _iso(order.issued_at_ms),
         "report_received_at": _iso(order.report_received_at_ms),
         "hold_expires_at": _iso(order.hold_expires_at_ms),
@@ -81,14 +153,22 @@ def freeze_action_payload(order: FreezeOrder) -> dict[str, Any]:
     }
 
 
-def encode_freeze_action(order: FreezeOrder, keys: SigningKeys) -> tuple[bytes, bytes]:
+def encode_freeze_action(order: FreezeOrder, keys: SigningKeys, limits: ActionLimits) -> tuple[bytes, bytes]:
     """(key, value): keyed by target so every version of an order lands on one partition, in order."""
-    value = signed_json(FreezeAction, freeze_action_payload(order), keys, order.addressee)
+    value = fitted(
+        lambda bounds: signed_json(FreezeAction, freeze_action_payload(order, bounds), keys, order.addressee),
+        limits,
+        f"freeze action {order.action_id} version {order.version}",
+    )
     return account_label(order.target).encode(), value
 
 
 def restore_freeze_order(raw: bytes) -> FreezeOrder:
-    """The order behind a freeze action already on the topic, to compare fingerprints after a restart."""
+    """The order behind a freeze action already on the topic, to compare fingerprints after a restart.
+
+    The fingerprint is exact: it holds the evidence digest, not the lists. From a bounded action the
+    lists are only the listed part, and ``trail_steps_total`` says how long the full trail is.
+    """
     action = FreezeAction.model_validate_json(raw)
 
     def minor(text: str) -> int:
@@ -113,7 +193,7 @@ def restore_freeze_order(raw: bytes) -> FreezeOrder:
         reasons=tuple(action.reasons),
         trail=tuple(
             TrailStep(
-                step.txn_id, step.report_id, step.hop, account(step.from_account), account(step.to_account),
+                step.txn_id, tuple(step.report_ids), step.hop, account(step.from_account), account(step.to_account),
                 minor(step.tainted_amount), action.currency, _ms(step.at),
             )
             for step in action.trail
@@ -121,11 +201,13 @@ def restore_freeze_order(raw: bytes) -> FreezeOrder:
         issued_at_ms=_ms(action.issued_at),
         report_received_at_ms=_ms(action.report_received_at),
         hold_expires_at_ms=_ms(action.hold_expires_at),
+        evidence_digest=action.trail_digest,
         escalation=action.escalation,
+        trail_steps_total=action.trail_steps_total if len(action.trail) < action.trail_steps_total else -1,
     )  # fmt: skip
 
 
-def suspension_action_payload(order: SuspensionOrder) -> dict[str, Any]:
+def suspension_action_payload(order: SuspensionOrder, limits: ActionLimits) -> dict[str, Any]:
     return {
         "action_id": order.action_id,
         "version": order.version,
@@ -135,16 +217,20 @@ def suspension_action_payload(order: SuspensionOrder) -> dict[str, Any]:
         "addressee": order.addressee,
         "priority": order.priority,
         "reasons": list(order.reasons),
-        "report_ids": list(order.report_ids),
-        "evidence": list(order.evidence),
+        "report_ids": list(order.report_ids[: limits.max_listed_ids]),
+        "evidence": list(order.evidence[: limits.max_listed_ids]),
         "issued_at": _iso(order.issued_at_ms),
         "report_received_at": _iso(order.report_received_at_ms),
         "escalation": order.escalation,
     }
 
 
-def encode_suspension_action(order: SuspensionOrder, keys: SigningKeys) -> tuple[bytes, bytes]:
-    value = signed_json(SuspensionAction, suspension_action_payload(order), keys, order.addressee)
+def encode_suspension_action(order: SuspensionOrder, keys: SigningKeys, limits: ActionLimits) -> tuple[bytes, bytes]:
+    value = fitted(
+        lambda bounds: signed_json(SuspensionAction, suspension_action_payload(order, bounds), keys, order.addressee),
+        limits,
+        f"suspension {order.action_id} version {order.version}",
+    )
     return f"{order.target_type}:{order.target}".encode(), value
 
 
@@ -168,7 +254,7 @@ def restore_suspension(raw: bytes) -> SuspensionOrder:
     )
 
 
-def victim_warning_payload(order: WarningOrder) -> dict[str, Any]:
+def victim_warning_payload(order: WarningOrder, limits: ActionLimits) -> dict[str, Any]:
     return {
         "warning_id": order.warning_id,
         "version": order.version,
@@ -177,14 +263,19 @@ def victim_warning_payload(order: WarningOrder) -> dict[str, Any]:
         "operator": order.operator,
         "scammer_msisdn": order.scammer_msisdn,
         "last_contact_at": _iso(order.last_contact_at_ms),
-        "report_ids": list(order.report_ids),
+        "report_ids": list(order.report_ids[: limits.max_listed_ids]),
         "issued_at": _iso(order.issued_at_ms),
     }
 
 
-def encode_victim_warning(order: WarningOrder, keys: SigningKeys) -> tuple[bytes, bytes]:
+def encode_victim_warning(order: WarningOrder, keys: SigningKeys, limits: ActionLimits) -> tuple[bytes, bytes]:
     """Keyed by the warned number; signed for the operator that delivers the warning."""
-    return order.msisdn.encode(), signed_json(VictimWarning, victim_warning_payload(order), keys, order.operator)
+    value = fitted(
+        lambda bounds: signed_json(VictimWarning, victim_warning_payload(order, bounds), keys, order.operator),
+        limits,
+        f"warning {order.warning_id} version {order.version}",
+    )
+    return order.msisdn.encode(), value
 
 
 def restore_warning(raw: bytes) -> WarningOrder:
@@ -211,21 +302,52 @@ def _ms(moment: datetime) -> int:
 
 
 def encode_dead_letter(
-    topic: str, partition: int, offset: int, raw: bytes | None, rejection: Rejection, now_ms: int
+    topic: str,
+    partition: int,
+    offset: int,
+    raw: bytes | None,
+    rejection: Rejection,
+    now_ms: int,
+    limits: ActionLimits,
 ) -> tuple[bytes, bytes]:
+    """Keyed by the source topic. An original too large to carry whole is cut to its start, and ``error`` says so."""
     payload = raw or b""
+    kept = len(payload)
+    while True:
+        value = _dead_letter(topic, partition, offset, payload, kept, rejection, now_ms)
+        if len(value) <= limits.max_action_bytes:
+            return topic.encode(), value
+        if kept == 0:
+            raise MessageTooLargeError(
+                f"the dead letter for {topic}/{partition}@{offset} is {len(value)} bytes with no payload; "
+                f"max_action_bytes is {limits.max_action_bytes}"
+            )
+        kept = min(kept, limits.max_action_bytes) // 2
+
+
+def _dead_letter(
+    topic: str, partition: int, offset: int, payload: bytes, kept: int, rejection: Rejection, now_ms: int
+) -> bytes:
+    """The dead letter carrying the first ``kept`` bytes of ``payload`` (as text if all of it is UTF-8)."""
+    encoding: Literal["utf-8", "base64"]
     try:
-        text, encoding = payload.decode("utf-8"), "utf-8"
+        payload.decode("utf-8")
     except UnicodeDecodeError:
-        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+        encoding, text, carried = "base64", base64.b64encode(payload[:kept]).decode("ascii"), kept
+    else:  # a cut may split a character: its bytes are dropped
+        encoding, text = "utf-8", payload[:kept].decode("utf-8", errors="ignore")
+        carried = len(text.encode())
+    error = rejection.error
+    if carried < len(payload):
+        error += f" (payload: the first {carried} of the message's {len(payload)} bytes; all of it would not fit)"
     letter = DeadLetter(
         source_topic=topic,
         partition=partition,
         offset=offset,
         reason=rejection.reason,
-        error=rejection.error,
+        error=error,
         payload=text,
-        payload_encoding=encoding,  # type: ignore[arg-type]
+        payload_encoding=encoding,
         received_at=_time(now_ms),
     )
-    return topic.encode(), letter.model_dump_json().encode()
+    return letter.model_dump_json().encode()

@@ -3,6 +3,7 @@
 Every action goes to its shared topic (the war room's view) and to ``<topic>.<addressee>``,
 so each institution reads only its own orders and the broker's ACLs can enforce that.
 Per-addressee topics are created the first time an addressee gets an order.
+Every message is encoded at most ``max_action_bytes`` long (``pipeline/encode.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Publisher:
         self.bootstrap = bootstrap
         self.producer = producer
         self._keys = settings.signing
+        self._limits = settings.action_limits
         self._routed: set[str] = set()
 
     async def publish(self, result: BatchResult, now_ms: int) -> None:
@@ -46,19 +48,19 @@ class Publisher:
         for rejected in result.rejected:
             record = rejected.record
             key, value = encode_dead_letter(
-                record.topic, record.partition, record.offset, record.value, rejected.rejection, now_ms
+                record.topic, record.partition, record.offset, record.value, rejected.rejection, now_ms, self._limits
             )
             sends.append((self.settings.topic(DEAD_LETTERS), key, value))
         for action in result.actions:
             if isinstance(action, FreezeOrder):
-                spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._keys)
+                spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._keys, self._limits)
             else:
-                spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._keys)
+                spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._keys, self._limits)
             routed = self.settings.topic_prefix + addressee_topic(spec, action.addressee)
             await self._ensure_routed(routed, spec)
             sends += [(self.settings.topic(spec), key, value), (routed, key, value)]
         for warning in result.warnings:
-            key, value = encode_victim_warning(warning, self._keys)
+            key, value = encode_victim_warning(warning, self._keys, self._limits)
             sends.append((self.settings.topic(VICTIM_WARNINGS), key, value))
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.encode import ActionLimits
 from pipeline.topics import TopicSpec
 from processors.lifecycle import SlaPolicy
 from processors.money_trail import TraceSettings
@@ -110,6 +111,14 @@ class Settings(BaseSettings):
         return SigningKeys(
             keys={name: key.get_secret_value().encode() for name, key in self.signing_keys.items()},
             default=self.default_signing_key.get_secret_value().encode(),
+        )
+
+    @property
+    def action_limits(self) -> ActionLimits:
+        return ActionLimits(
+            max_trail_steps=self.max_trail_steps,
+            max_listed_ids=self.max_listed_ids,
+            max_action_bytes=self.max_action_bytes,
         )
 
     @property

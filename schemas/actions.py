@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import AccountRef
 
+# Lists of ids are bounded so that a fan-in of thousands of victims still fits in one message.
+BOUNDED_IDS = "bounded: the first max_listed_ids (default 1000), fewer if the message would exceed max_action_bytes"
+
 
 class OutputModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -18,11 +21,14 @@ class TrailStep(OutputModel):
     """One transfer on the way from the victim to the target, with the tainted share it carried."""
 
     txn_id: str
-    report_id: str
+    report_id: str = Field(description="the lowest of report_ids (kept for version-1 consumers)")
+    report_ids: list[str] = Field(
+        description="the reports whose money this transfer carried: at most 10 of them, the lowest ids"
+    )
     hop: int = Field(ge=0, description="0 = the transfer the victim made")
     from_account: AccountRef
     to_account: AccountRef
-    tainted_amount: str = Field(description="decimal string, the part of the transfer attributed to the report")
+    tainted_amount: str = Field(description="decimal string, the part of the transfer attributed to the reports")
     at: datetime
 
 
@@ -42,10 +48,22 @@ class FreezeAction(OutputModel):
     hop: int = Field(ge=0, description="0 = the account the victim paid")
     tainted_received: str = Field(description="tainted money that reached the account")
     tainted_moved_on: str = Field(description="tainted money traced out of the account")
-    report_ids: list[str]
-    txn_ids: list[str] = Field(description="the transfers that carried the money here")
+    report_ids: list[str] = Field(description="the reports behind the action; " + BOUNDED_IDS)
+    report_ids_total: int = Field(ge=0, description="how many reports are behind the action, listed or not")
+    txn_ids: list[str] = Field(description="the transfers that carried the money here; " + BOUNDED_IDS)
+    txn_ids_total: int = Field(ge=0, description="how many transfers carried the money here, listed or not")
     reasons: list[str]
-    trail: list[TrailStep] = Field(description="evidence: every tainted transfer from the victims to here")
+    trail: list[TrailStep] = Field(
+        description="evidence: the tainted transfers from the victims to here, in time order. Bounded: when the "
+        "trail has more than max_trail_steps (default 200; fewer if the message would exceed max_action_bytes), "
+        "half of the listed steps are those with the largest tainted_amount and the rest the most recent; "
+        "trail_digest pins the full trail"
+    )
+    trail_steps_total: int = Field(ge=0, description="how many steps the full trail has, listed or not")
+    trail_digest: str = Field(
+        description="sha256:<hex> over the report ids, every trail step (listed or not) and the hub or link "
+        "reason; it changes whenever the evidence does, and the full evidence is reproducible from the inputs"
+    )
     issued_at: datetime
     report_received_at: datetime = Field(description="when the first report behind this action reached us")
     hold_expires_at: datetime = Field(description="holds are time-limited; renew with new evidence")
@@ -61,7 +79,10 @@ class DeadLetter(OutputModel):
     offset: int
     reason: str = Field(description="short machine-readable code, e.g. malformed_json, invalid_event, oversized")
     error: str = Field(description="what is wrong, in a sentence a partner can act on")
-    payload: str
+    payload: str = Field(
+        description="the original bytes; only their beginning if all of them would make the dead letter exceed "
+        "max_action_bytes, and error then says so"
+    )
     payload_encoding: Literal["utf-8", "base64"]
     received_at: datetime
 
@@ -77,8 +98,8 @@ class SuspensionAction(OutputModel):
     addressee: str = Field(description="the operator or platform that must act")
     priority: int = Field(ge=0, le=100)
     reasons: list[str]
-    report_ids: list[str]
-    evidence: list[str] = Field(description="telecom event ids behind the action")
+    report_ids: list[str] = Field(description=BOUNDED_IDS)
+    evidence: list[str] = Field(description="telecom event ids behind the action; " + BOUNDED_IDS)
     issued_at: datetime
     report_received_at: datetime
     escalation: int = Field(ge=0, description="times this order missed its SLA and was re-issued")
@@ -95,6 +116,6 @@ class VictimWarning(OutputModel):
     operator: str
     scammer_msisdn: str
     last_contact_at: datetime
-    report_ids: list[str]
+    report_ids: list[str] = Field(description=BOUNDED_IDS)
     issued_at: datetime
     signature: str = Field(description="hmac-sha256=<hex>, keyed for the operator that delivers the warning")

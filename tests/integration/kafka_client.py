@@ -82,20 +82,25 @@ async def collect(
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[Message]:
-    """Everything on the topic now, every partition read to its high-water mark."""
+async def read_raw(bootstrap: str, topic: str) -> list[bytes]:
+    """Every message value on the topic now, as published (every partition read to its high-water mark)."""
     from aiokafka.structs import TopicPartition
 
     from pipeline.recovery import partitions_of, read_partitions
 
-    messages: list[Message] = []
+    values: list[bytes] = []
     partitions = await partitions_of(bootstrap, topic)
     await read_partitions(
         bootstrap,
         {TopicPartition(topic, p): None for p in partitions},
-        lambda records: messages.extend(orjson.loads(r.value) for r in records),
+        lambda records: values.extend(r.value for r in records),
     )
-    return messages
+    return values
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Message]:
+    """Everything on the topic now, decoded."""
+    return [orjson.loads(value) for value in await read_raw(bootstrap, topic)]
 
 
 async def wait_consumed(registry: Any, expected: int, timeout_s: float = 30.0) -> None:

@@ -21,7 +21,7 @@ from connectors.synthetic_feed import (
     ScenarioFeed,
     bulk_bank_transactions,
 )
-from processors.money_trail import MoneyTrail, Taint, TraceSettings
+from processors.money_trail import MoneyTrail, TraceSettings
 from processors.records import Report, Transfer
 from schemas.decode import Rejection, decode_bank_transaction, decode_victim_report
 from schemas.events import BankTransaction, TelecomEvent, VictimReport
@@ -209,26 +209,23 @@ def test_the_ground_truth_is_what_the_money_trail_finds() -> None:
             trail.add_report(victim_report(event))
     trail.retrace()
 
-    taints: dict[tuple[object, str], tuple[Taint, set[tuple[str, str, int]]]] = {}
-    traced_txns: set[str] = set()
-    for trace in trail.traces.values():
-        traced_txns.update(step.txn_id for step in trace.steps.values())
-        for holding, taint in trace.taints.items():
-            taints[holding] = (taint, set(trace.steps))
+    holdings = trail.holdings()
+    traced_txns = {step.txn_id for trace in holdings.values() for step in trace.trail}
 
     complete = [c for c in feed.cases if c.reported_at_ms <= end and max(m.arrived_ms for m in c.mules) <= end]
     assert len(complete) > 50
     for case in complete:
         for mule in case.mules:
-            taint, steps = taints[(mule.account, case.currency)]
-            assert (taint.received, taint.remaining, taint.hop) == (mule.received, mule.kept, mule.hop)
-            assert taint.report_ids == {case.report_id}
-            assert (mule.via_txn_id, case.report_id, mule.hop) in steps
+            trace = holdings[(mule.account, case.currency)]
+            assert (trace.received, trace.remaining, trace.hop) == (mule.received, mule.kept, mule.hop)
+            assert trace.report_ids == (case.report_id,)
+            (via,) = (step for step in trace.trail if step.txn_id == mule.via_txn_id)  # one step per transfer
+            assert (via.hop, via.report_ids) == (mule.hop, (case.report_id,))
         assert case.pre_theft_txn_ids <= emitted
 
     mules = {(mule.account, case.currency) for case in feed.cases for mule in case.mules}
     pre_theft = set().union(*(case.pre_theft_txn_ids for case in complete))
-    assert set(taints) <= mules  # no innocent account is tainted
+    assert set(holdings) <= mules  # no innocent account is tainted
     assert len(pre_theft) > 10
     assert not pre_theft & traced_txns
 

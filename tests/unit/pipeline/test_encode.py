@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import base64
+import random
+from dataclasses import replace
 from types import SimpleNamespace
 
 import orjson
+import pytest
 
-from pipeline.encode import encode_dead_letter, encode_freeze_action, restore_freeze_order
+from pipeline.encode import (
+    encode_dead_letter,
+    encode_freeze_action,
+    encode_suspension_action,
+    encode_victim_warning,
+    listed_trail,
+    restore_freeze_order,
+    restore_suspension,
+    restore_warning,
+)
+from pipeline.errors import MessageTooLargeError
 from pipeline.interception import Interception
 from pipeline.settings import Settings
-from schemas.actions import DeadLetter, FreezeAction
+from processors.freeze_orders import FreezeOrder, evidence_digest
+from processors.money_trail import TrailStep
+from processors.records import AccountKey
+from processors.telecom import SuspensionOrder, WarningOrder
+from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
 from schemas.decode import Rejection
 from schemas.signing import SigningKeys, verify
 
 ACCOUNT = {"institution": "KBANK", "account": "1"}
+LIMITS = Settings().action_limits
+MIB = 1024 * 1024
 
 
 def _record(topic: str, offset: int, value: dict) -> SimpleNamespace:
@@ -43,7 +62,7 @@ def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() 
     orders = _orders()
     assert len(orders) == 2
     for order in orders:
-        key, value = encode_freeze_action(order, KEYS)
+        key, value = encode_freeze_action(order, KEYS, LIMITS)
         action = FreezeAction.model_validate_json(value)
         assert key == f"{order.target[0]}:{order.target[1]}:{order.target[2]}".encode()
         restored = restore_freeze_order(value)
@@ -53,12 +72,15 @@ def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() 
             order.fingerprint,
         )
         assert restored.trail == order.trail
+        assert restored.trail_steps_total == -1  # nothing was left out
         assert action.trail and action.trail[0].hop == 0
+        assert (action.trail_steps_total, action.trail_digest) == (len(order.trail), order.evidence_digest)
+        assert (action.report_ids_total, action.txn_ids_total) == (len(order.report_ids), len(order.txn_ids))
 
 
 def test_every_emitted_action_verifies_with_its_addressees_key_only() -> None:
     for order in _orders():
-        _, value = encode_freeze_action(order, KEYS)
+        _, value = encode_freeze_action(order, KEYS, LIMITS)
         own_key = KEYS.for_addressee(order.addressee)
         assert verify(value, own_key)
         assert not verify(value, b"someone-else")
@@ -68,7 +90,9 @@ def test_every_emitted_action_verifies_with_its_addressees_key_only() -> None:
 
 
 def test_amounts_go_out_as_decimal_strings_in_the_currency_minor_unit() -> None:
-    by_account = {o.target[2]: FreezeAction.model_validate_json(encode_freeze_action(o, KEYS)[1]) for o in _orders()}
+    by_account = {
+        o.target[2]: FreezeAction.model_validate_json(encode_freeze_action(o, KEYS, LIMITS)[1]) for o in _orders()
+    }
     assert by_account["m1"].hold_amount == "600.50"
     assert by_account["m1"].tainted_received == "1000.50"
     assert by_account["w"].hold_amount == "400.00"
@@ -76,8 +100,174 @@ def test_amounts_go_out_as_decimal_strings_in_the_currency_minor_unit() -> None:
 
 def test_dead_letters_keep_the_original_bytes_as_text_or_base64() -> None:
     rejection = Rejection("malformed_json", "the message is not valid JSON")
-    _, text = encode_dead_letter("bank-transactions", 2, 17, b'{"a":', rejection, 0)
-    _, binary = encode_dead_letter("bank-transactions", 2, 18, b"\xff\xfe", rejection, 0)
+    _, text = encode_dead_letter("bank-transactions", 2, 17, b'{"a":', rejection, 0, LIMITS)
+    _, binary = encode_dead_letter("bank-transactions", 2, 18, b"\xff\xfe", rejection, 0, LIMITS)
     as_text, as_base64 = DeadLetter.model_validate_json(text), DeadLetter.model_validate_json(binary)
     assert (as_text.payload, as_text.payload_encoding, as_text.offset) == ('{"a":', "utf-8", 17)
     assert base64.b64decode(as_base64.payload) == b"\xff\xfe" and as_base64.payload_encoding == "base64"
+
+
+# A fan-in: 20,000 victims pay one collecting account, which moves it all on in one transfer.
+VICTIMS = 20_000
+START_MS = 1_795_400_000_000
+COLLECTOR: AccountKey = ("bank", "KBANK", "123-4-56789-0")
+ONWARD: AccountKey = ("crypto", "BINANCE", "0x9f3b5c7d1e2a4b6c8d0e1f2a3b4c5d6e7f8a9b0c")
+BANKS = ("SCB", "KTB", "BBL", "BAY", "TTB", "GSB", "KBANK", "UOBT")
+
+
+def _fan_in_order() -> FreezeOrder:
+    """The order at the account the money moved on to: 20,000 victim transfers and the onward one."""
+    rng = random.Random(20_000)
+    report_ids = tuple(sorted(f"TH-TPO-2026-{n:09d}" for n in range(VICTIMS)))
+    steps = [
+        TrailStep(
+            txn_id=f"{BANKS[n % len(BANKS)]}-20261123-{n:012d}",
+            report_ids=(report_ids[n],),
+            hop=0,
+            source=("bank", BANKS[n % len(BANKS)], f"{rng.randrange(10**9):03d}-{n % 10}-{rng.randrange(10**6):06d}"),
+            target=COLLECTOR,
+            tainted_amount=rng.randrange(1_000, 5_000_000),
+            currency="THB",
+            at_ms=START_MS + rng.randrange(48 * 3_600_000),
+        )
+        for n in range(VICTIMS)
+    ]
+    total = sum(step.tainted_amount for step in steps)
+    onward = TrailStep(
+        "KBANK-20261125-999999999999", report_ids, 1, COLLECTOR, ONWARD, total, "THB", START_MS + 50 * 3_600_000
+    )
+    trail = tuple(sorted([*steps, onward], key=lambda step: (step.at_ms, step.txn_id)))
+    return FreezeOrder(
+        action_id="frz-0123456789abcdef01234567",
+        version=3,
+        status="active",
+        target=ONWARD,
+        currency="THB",
+        hold=total,
+        priority=97,
+        hop=1,
+        received=total,
+        moved_on=0,
+        report_ids=report_ids,
+        txn_ids=tuple(step.txn_id for step in trail),
+        reasons=(f"received {total // 100} THB of reported money 1 hop(s) from the victim", f"{VICTIMS} reports"),
+        trail=trail,
+        issued_at_ms=START_MS + 60 * 3_600_000,
+        report_received_at_ms=START_MS + 49 * 3_600_000,
+        hold_expires_at_ms=START_MS + 60 * 3_600_000 + 7 * 86_400_000,
+        evidence_digest=evidence_digest(report_ids, trail),
+    )
+
+
+@pytest.fixture(scope="module")
+def fan_in() -> FreezeOrder:
+    return _fan_in_order()
+
+
+def test_the_worst_fan_in_fits_in_one_signed_action_listing_the_largest_and_the_latest_steps(
+    fan_in: FreezeOrder,
+) -> None:
+    _, value = encode_freeze_action(fan_in, KEYS, LIMITS)
+    action = FreezeAction.model_validate_json(value)
+
+    assert len(value) < LIMITS.max_action_bytes < MIB
+    assert verify(value, KEYS.for_addressee(fan_in.addressee))
+    totals = (action.trail_steps_total, action.report_ids_total, action.txn_ids_total)
+    assert totals == (VICTIMS + 1, VICTIMS, VICTIMS + 1)  # the victims' transfers and the onward one
+    assert action.report_ids == list(fan_in.report_ids[: LIMITS.max_listed_ids])
+    assert action.txn_ids == list(fan_in.txn_ids[: LIMITS.max_listed_ids])
+    assert action.trail_digest == fan_in.evidence_digest
+
+    # The oracle: half the slots for the largest amounts, the rest for the latest of the others.
+    half = LIMITS.max_trail_steps // 2
+    largest = set(sorted(fan_in.trail, key=lambda step: -step.tainted_amount)[:half])
+    latest = [step for step in reversed(fan_in.trail) if step not in largest][: LIMITS.max_trail_steps - half]
+    listed = [step.txn_id for step in action.trail]
+    assert len(listed) == len(set(listed)) == LIMITS.max_trail_steps
+    assert set(listed) == {step.txn_id for step in (*largest, *latest)}
+    assert [(step.at, step.txn_id) for step in action.trail] == sorted((step.at, step.txn_id) for step in action.trail)
+
+    onward = action.trail[-1]  # the latest step, carrying every report: only the lowest ids are listed
+    assert (onward.hop, onward.report_id) == (1, fan_in.report_ids[0])
+    assert onward.report_ids == list(fan_in.report_ids[:10])
+
+
+def test_a_bounded_action_restores_to_the_fingerprint_recovery_compares(fan_in: FreezeOrder) -> None:
+    _, value = encode_freeze_action(fan_in, KEYS, LIMITS)
+    restored = restore_freeze_order(value)
+
+    assert restored.fingerprint == fan_in.fingerprint
+    assert (restored.action_id, restored.version) == (fan_in.action_id, fan_in.version)
+    assert restored.trail_steps_total == VICTIMS + 1
+    assert len(restored.trail) == LIMITS.max_trail_steps
+    assert set(restored.trail) <= {replace(step, report_ids=step.report_ids[:10]) for step in fan_in.trail}
+
+
+def test_a_message_over_max_action_bytes_lists_less_until_it_fits(fan_in: FreezeOrder) -> None:
+    tight = replace(LIMITS, max_action_bytes=20_000)
+    _, value = encode_freeze_action(fan_in, KEYS, tight)
+    action = FreezeAction.model_validate_json(value)
+
+    assert len(value) <= tight.max_action_bytes
+    assert verify(value, KEYS.for_addressee(fan_in.addressee))
+    assert 0 < len(action.trail) < LIMITS.max_trail_steps
+    assert len(action.report_ids) < LIMITS.max_listed_ids
+    assert (action.trail_steps_total, action.report_ids_total) == (VICTIMS + 1, VICTIMS)
+    assert restore_freeze_order(value).fingerprint == fan_in.fingerprint
+
+
+def test_a_message_that_cannot_fit_even_with_empty_lists_is_a_programmer_error(fan_in: FreezeOrder) -> None:
+    with pytest.raises(MessageTooLargeError, match="max_action_bytes is 500"):
+        encode_freeze_action(fan_in, KEYS, replace(LIMITS, max_action_bytes=500))
+
+
+def _step(txn_id: str, amount: int, at_ms: int) -> TrailStep:
+    return TrailStep(txn_id, ("R1",), 0, COLLECTOR, ONWARD, amount, "THB", at_ms)
+
+
+def test_the_listed_trail_never_lists_a_step_twice() -> None:
+    # The latest step is also the largest: the latest slots go on to the next latest ones.
+    trail = (_step("a", 50, 1), _step("b", 900, 2), _step("c", 10, 3), _step("d", 20, 4), _step("e", 999, 5))
+
+    assert [step.txn_id for step in listed_trail(trail, 4)] == ["b", "c", "d", "e"]
+    assert [step.txn_id for step in listed_trail(trail, 1)] == ["e"]
+    assert listed_trail(trail, 5) == trail
+
+
+def test_suspensions_and_warnings_list_at_most_max_listed_ids() -> None:
+    report_ids = tuple(f"TH-TPO-2026-{n:09d}" for n in range(3_000))
+    suspension = SuspensionOrder(
+        action_id="sus-1", version=1, target_type="msisdn", target="+66812345678", addressee="AIS", priority=90,
+        reasons=("reported scammer number",), report_ids=report_ids,
+        evidence=tuple(f"AIS-cdr-20261123-{n:012d}" for n in range(50_000)),
+        issued_at_ms=START_MS, report_received_at_ms=START_MS,
+    )  # fmt: skip
+    warning = WarningOrder(
+        warning_id="wrn-1", version=1, msisdn="+66898765432", operator="AIS", scammer_msisdn="+66812345678",
+        last_contact_at_ms=START_MS, report_ids=report_ids, issued_at_ms=START_MS,
+    )  # fmt: skip
+    _, raw_suspension = encode_suspension_action(suspension, KEYS, LIMITS)
+    _, raw_warning = encode_victim_warning(warning, KEYS, LIMITS)
+    listed = SuspensionAction.model_validate_json(raw_suspension)
+    warned = VictimWarning.model_validate_json(raw_warning)
+
+    assert max(len(raw_suspension), len(raw_warning)) <= LIMITS.max_action_bytes
+    assert listed.report_ids == list(report_ids[: LIMITS.max_listed_ids])
+    assert listed.evidence == list(suspension.evidence[: LIMITS.max_listed_ids])
+    assert warned.report_ids == list(report_ids[: LIMITS.max_listed_ids])
+    small = replace(suspension, report_ids=report_ids[:3], evidence=suspension.evidence[:3])
+    assert restore_suspension(encode_suspension_action(small, KEYS, LIMITS)[1]).fingerprint == small.fingerprint
+    few = replace(warning, report_ids=report_ids[:3])
+    assert restore_warning(encode_victim_warning(few, KEYS, LIMITS)[1]).fingerprint == few.fingerprint
+
+
+@pytest.mark.parametrize("original", [b'{"note": "' + ("ก" * 400_000).encode() + b'"}', b"\xff" * 700_000])
+def test_a_dead_letter_for_a_huge_message_keeps_its_beginning_and_says_so(original: bytes) -> None:
+    rejection = Rejection("oversized", f"the message is {len(original)} bytes; the limit is 65536")
+    _, value = encode_dead_letter("victim-reports", 0, 9, original, rejection, 0, LIMITS)
+    letter = DeadLetter.model_validate_json(value)
+    carried = letter.payload.encode() if letter.payload_encoding == "utf-8" else base64.b64decode(letter.payload)
+
+    assert len(value) <= LIMITS.max_action_bytes
+    assert 0 < len(carried) < len(original) and original.startswith(carried)
+    assert f"the first {len(carried)} of the message's {len(original)} bytes" in letter.error

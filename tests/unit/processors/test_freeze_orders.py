@@ -1,20 +1,24 @@
 """Versioned freeze orders (processors/freeze_orders.py): a new version only when the order would change.
 
 The traces come from a real ``MoneyTrail``, so the orders are the ones the
-pipeline would issue for the same events.
+pipeline would issue for the same events; payment-proxy links are made by hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from processors.freeze_orders import FreezeBook, FreezeOrder, freeze_action_id
-from processors.money_trail import CaseTrace, Holding, MoneyTrail, Taint, TraceSettings
+from processors.freeze_orders import LINKED_PRIORITY, FreezeBook, FreezeOrder, freeze_action_id
+from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TraceSettings
 from processors.records import AccountKey, Report, Transfer
+from processors.telecom import AccountLink
 
 DAY_MS = 24 * 3600 * 1000
 SETTINGS = TraceSettings(trace_window_ms=DAY_MS, max_hops=4, history_retention_ms=30 * DAY_MS)
 NOW_MS = 1_000_000
+
+Links = Mapping[AccountKey, AccountLink | None]
 
 
 def account(name: str) -> AccountKey:
@@ -44,36 +48,61 @@ class Pipeline:
     def __init__(self, book: FreezeBook | None = None) -> None:
         self.trail = MoneyTrail(SETTINGS)
         self.book = book if book is not None else new_book()  # an empty book is falsy (it has a length)
-        self.last: tuple[Mapping[Holding, Taint | None], Mapping[Holding, CaseTrace]] = ({}, {})
+        self.traces: Mapping[Holding, HoldingTrace | None] = {}
+        self.links: Links = {}
 
-    def feed(self, *events: Report | Transfer, now_ms: int = NOW_MS) -> dict[str, FreezeOrder]:
-        """Orders issued for the events, by account name."""
+    def take(self, *events: Report | Transfer) -> None:
         for event in events:
             if isinstance(event, Report):
                 self.trail.add_report(event)
             else:
                 self.trail.add_transaction(event)
-        self.last = self.trail.retrace()
+        self.traces = self.trail.retrace()
+
+    def feed(
+        self, *events: Report | Transfer, links: Links | None = None, now_ms: int = NOW_MS
+    ) -> dict[str, FreezeOrder]:
+        """Orders issued for the events and changed links, by account name."""
+        self.take(*events)
+        self.links = links or {}
         return self.replay_last(now_ms)
 
     def replay_last(self, now_ms: int = NOW_MS) -> dict[str, FreezeOrder]:
-        orders = self.book.update(*self.last, self.trail.reports, now_ms)
+        orders = self.book.update(self.traces, self.links, self.trail.reports, now_ms)
         return {order.target[2]: order for order in orders}
+
+    def rebuild(self, *events: Report | Transfer, links: Links, now_ms: int = NOW_MS) -> int:
+        """Start-up recovery: replay the inputs and adopt the restored versions, issuing nothing."""
+        self.take(*events)
+        return self.book.adopt(self.traces, links, self.trail.reports, now_ms)
 
 
 R1 = report("r1", transfer("v1", "victim1", "a", 100_000, at_ms=0))
 A_TO_B = transfer("a-b", "a", "b", 60_000, at_ms=100)
+PROXY = "0812345678"  # an account whose number is the scammer's phone number
+A_TO_PROXY = transfer("a-proxy", "a", PROXY, 60_000, at_ms=100)
+LINK = AccountLink(
+    account=account(PROXY),
+    msisdn="+66812345678",
+    report_ids=("r1",),
+    reason=f"account number {PROXY} is reported scammer number +66812345678 used as a payment proxy",
+)
+
+
+def summary(order: FreezeOrder) -> tuple[int, str, int]:
+    return (order.version, order.status, order.hold)
 
 
 def test_the_first_order_for_a_holding_is_version_1_and_holds_what_is_still_there() -> None:
     orders = Pipeline().feed(R1, A_TO_B)
 
-    assert {name: (o.version, o.status, o.hold) for name, o in orders.items()} == {
+    assert {name: summary(o) for name, o in orders.items()} == {
         "a": (1, "active", 40_000),
         "b": (1, "active", 60_000),
     }
     assert orders["b"].report_ids == ("r1",)
     assert orders["b"].txn_ids == ("v1", "a-b")
+    assert [(s.txn_id, s.hop, s.tainted_amount) for s in orders["b"].trail] == [("v1", 0, 60_000), ("a-b", 1, 60_000)]
 
 
 def test_replaying_the_same_trace_issues_nothing_new() -> None:
@@ -98,15 +127,33 @@ def test_a_changed_hold_is_a_new_version_and_unchanged_holdings_issue_nothing() 
 
 def test_changed_evidence_with_the_same_hold_is_a_new_version() -> None:
     pipeline = Pipeline()
-    pipeline.feed(R1, A_TO_B)
+    first = pipeline.feed(R1, A_TO_B)
 
     # An earlier payment into a from another victim: first in, first out, so b now holds r2's money.
     orders = pipeline.feed(report("r2", transfer("v2", "victim2", "a", 100_000, at_ms=-50)))
 
-    assert orders["b"].version == 2
-    assert orders["b"].hold == 60_000
-    assert orders["b"].report_ids == ("r2",)
-    assert orders["b"].txn_ids == ("v2", "a-b")
+    b = orders["b"]
+    assert summary(b) == (2, "active", 60_000)
+    assert b.report_ids == ("r2",)
+    assert b.txn_ids == ("v2", "a-b")
+    assert [(s.txn_id, s.report_ids, s.tainted_amount) for s in b.trail] == [
+        ("v2", ("r2",), 60_000),
+        ("a-b", ("r2",), 60_000),
+    ]
+    assert b.evidence_digest != first["b"].evidence_digest
+
+
+def test_a_changed_trail_alone_is_a_new_version() -> None:
+    pipeline = Pipeline()
+    pipeline.feed(R1, A_TO_B)
+
+    # The victim corrects the reference of the payment: same money, same reports, other evidence.
+    corrected = replace(R1, transfers=(transfer("v1-bank-ref", "victim1", "a", 100_000, at_ms=0),), revision=2)
+    orders = pipeline.feed(corrected)
+
+    assert {name: summary(o) for name, o in orders.items()} == {"a": (2, "active", 40_000), "b": (2, "active", 60_000)}
+    assert orders["b"].report_ids == ("r1",)
+    assert orders["b"].txn_ids == ("v1-bank-ref", "a-b")
 
 
 def test_a_holding_that_disappears_is_released_only_if_it_had_an_active_order() -> None:
@@ -125,11 +172,11 @@ def test_a_late_earlier_outflow_releases_the_order_on_the_account_no_longer_reac
 
     orders = pipeline.feed(transfer("a-c", "a", "c", 100_000, at_ms=50))
 
-    assert (orders["b"].version, orders["b"].status, orders["b"].hold) == (2, "released", 0)
-    assert (orders["c"].version, orders["c"].status, orders["c"].hold) == (1, "active", 100_000)
+    assert summary(orders["b"]) == (2, "released", 0)
+    assert summary(orders["c"]) == (1, "active", 100_000)
     # Money that comes back to b later re-opens the same action with the next version.
     orders = pipeline.feed(transfer("c-b", "c", "b", 10_000, at_ms=150))
-    assert (orders["b"].version, orders["b"].status, orders["b"].hold) == (3, "active", 10_000)
+    assert summary(orders["b"]) == (3, "active", 10_000)
 
 
 def test_the_action_id_is_derived_from_target_and_currency_alone() -> None:
@@ -159,8 +206,8 @@ def test_after_restore_a_changed_order_continues_the_version_and_an_unchanged_on
 def test_orders_come_highest_priority_first() -> None:
     pipeline = Pipeline()
     # a keeps 40%, b passes nearly all of its money on, c holds all it got.
-    pipeline.feed(R1, A_TO_B, transfer("b-c", "b", "c", 59_000, at_ms=200))
-    issued = new_book().update(*pipeline.last, pipeline.trail.reports, NOW_MS)
+    pipeline.take(R1, A_TO_B, transfer("b-c", "b", "c", 59_000, at_ms=200))
+    issued = new_book().update(pipeline.traces, {}, pipeline.trail.reports, NOW_MS)
 
     priorities = [order.priority for order in issued]
     assert len(set(priorities)) == 3
@@ -181,3 +228,76 @@ def test_the_hold_never_exceeds_what_was_received() -> None:
         "c": (100_000, 100_000),
     }
     assert all(0 <= o.hold <= o.received for o in orders.values())
+
+
+def test_a_payment_proxy_with_no_traced_money_is_flagged_with_nothing_to_hold() -> None:
+    orders = Pipeline().feed(R1, links={account(PROXY): LINK})
+
+    proxy = orders[PROXY]
+    assert summary(proxy) == (1, "active", 0)
+    assert (proxy.priority, proxy.report_ids, proxy.txn_ids, proxy.trail) == (LINKED_PRIORITY, ("r1",), (), ())
+    assert proxy.reasons[0] == LINK.reason
+    assert proxy.action_id == freeze_action_id(holding(PROXY))
+
+
+def test_a_proxy_link_before_or_after_the_trail_ends_in_the_same_order() -> None:
+    link_first = Pipeline()
+    assert summary(link_first.feed(R1, links={account(PROXY): LINK})[PROXY]) == (1, "active", 0)
+    assert summary(link_first.feed(A_TO_PROXY)[PROXY]) == (2, "active", 60_000)
+
+    trail_first = Pipeline()
+    assert summary(trail_first.feed(R1, A_TO_PROXY)[PROXY]) == (1, "active", 60_000)
+    assert PROXY not in trail_first.feed(links={account(PROXY): LINK})  # the traced money decides the order
+
+    action_id = freeze_action_id(holding(PROXY))
+    one, other = link_first.book.order(action_id), trail_first.book.order(action_id)
+    assert one is not None and other is not None
+    assert replace(one, version=0) == replace(other, version=0)
+    assert one.txn_ids == ("v1", "a-proxy")
+
+
+def test_when_the_trail_goes_but_the_link_stays_the_order_falls_back_to_the_link() -> None:
+    pipeline = Pipeline()
+    pipeline.feed(R1, A_TO_PROXY, links={account(PROXY): LINK})
+
+    # A late earlier outflow takes all the money elsewhere: no trail reaches the proxy any more.
+    orders = pipeline.feed(transfer("a-c", "a", "c", 100_000, at_ms=50))
+
+    proxy = orders[PROXY]
+    assert summary(proxy) == (2, "active", 0)
+    assert (proxy.priority, proxy.report_ids, proxy.txn_ids) == (LINKED_PRIORITY, ("r1",), ())
+    assert proxy.reasons[0] == LINK.reason
+
+
+def test_a_link_that_goes_with_no_trail_releases_the_order() -> None:
+    pipeline = Pipeline()
+    pipeline.feed(R1, links={account(PROXY): LINK})
+
+    orders = pipeline.feed(links={account(PROXY): None})
+
+    assert summary(orders[PROXY]) == (2, "released", 0)
+    assert pipeline.feed(links={account(PROXY): None}) == {}
+
+
+def test_after_restore_and_adopt_nothing_is_issued_and_a_later_link_removal_releases_the_proxy_order() -> None:
+    events = (R1, A_TO_B)
+    links = {account(PROXY): LINK}
+    before_restart = Pipeline().feed(*events, links=links)
+    assert {name: summary(o) for name, o in before_restart.items()} == {
+        "a": (1, "active", 40_000),
+        "b": (1, "active", 60_000),
+        PROXY: (1, "active", 0),
+    }
+
+    book = new_book()
+    for order in before_restart.values():
+        book.restore(order.action_id, 7, order.fingerprint)  # as recovered from the actions topic
+    restarted = Pipeline(book)
+    assert restarted.rebuild(*events, links=links) == 3
+    assert all(book.order(order.action_id) is not None for order in before_restart.values())
+
+    # The same traces and links again (a redelivered batch): nothing new.
+    assert book.update(restarted.traces, links, restarted.trail.reports, NOW_MS + 1) == []
+    # The book remembers the link it adopted, so its removal releases the proxy-only order.
+    orders = restarted.feed(links={account(PROXY): None}, now_ms=NOW_MS + 2)
+    assert {name: summary(o) for name, o in orders.items()} == {PROXY: (8, "released", 0)}

@@ -55,12 +55,15 @@ def freeze_action(**changes: Any) -> dict[str, Any]:
         "tainted_received": "15000.00",
         "tainted_moved_on": "0.00",
         "report_ids": ["rpt-1", "rpt-2"],
+        "report_ids_total": 2,
         "txn_ids": ["txn-1"],
+        "txn_ids_total": 1,
         "reasons": ["received 15000.00 THB of reported money directly from the victim", "โอนเงินหลอกลวง"],
         "trail": [
             TrailStep(
                 txn_id="txn-1",
                 report_id="rpt-1",
+                report_ids=["rpt-1", "rpt-2"],
                 hop=0,
                 from_account=victim,
                 to_account=target,
@@ -68,6 +71,8 @@ def freeze_action(**changes: Any) -> dict[str, Any]:
                 at=at,
             )
         ],
+        "trail_steps_total": 1,
+        "trail_digest": "sha256:" + "0" * 64,
         "issued_at": at,
         "report_received_at": at,
         "hold_expires_at": at,
