@@ -29,6 +29,7 @@ from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
 from pipeline.bench_retrace import (
     FAN_IN_REPORTS_PER_BATCH,
+    consumed_records,
     measure_case,
     measure_fan_in,
     measure_fan_in_end_to_end,
@@ -128,7 +129,7 @@ async def _measure_pipeline(settings: Settings, bootstrap: str, expected: int) -
     try:
         first_at = None
         while True:
-            consumed = _consumed(metrics, settings.topic(BANK_TRANSACTIONS))
+            consumed = consumed_records(metrics, settings.topic(BANK_TRANSACTIONS))
             if consumed and first_at is None:
                 first_at = time.perf_counter()
             if consumed >= expected:
@@ -137,10 +138,6 @@ async def _measure_pipeline(settings: Settings, bootstrap: str, expected: int) -
             await asyncio.sleep(0.002)
     finally:
         await worker.stop()
-
-
-def _consumed(metrics: Metrics, topic: str) -> int:
-    return int(metrics.registry.get_sample_value("interceptor_events_consumed_total", {"topic": topic}) or 0)
 
 
 async def _measure_latency(settings: Settings, bootstrap: str) -> list[float]:

@@ -27,8 +27,8 @@ from itertools import chain
 from processors.records import AccountKey, Report, Transfer, account_label
 
 Holding = tuple[AccountKey, str]  # where a traced amount sits: (account, currency)
-# One transfer on a lot's path: (txn_id, hop, source, target, at_ms, currency). Hop 0 = a reported transfer.
-Step = tuple[str, int, AccountKey, AccountKey, int, str]
+# One transfer on a lot's path: (txn_id, hop, source, target, at_ms, currency, amount). Hop 0 = a reported transfer.
+Step = tuple[str, int, AccountKey, AccountKey, int, str, int]
 # A piece of tainted money: (amount, the reports it belongs to, the transfers it took to get here).
 Lot = tuple[int, frozenset[str], tuple[Step, ...]]
 # The effective record of a transfer: (at_ms, source, target, amount, currency).
@@ -120,9 +120,13 @@ def summarise(
         for step in path:
             carried, step_reports = steps.get(step) or (0, set())
             steps[step] = (carried + amount, step_reports | lot_reports)
+    # Money that went round a loop reached the holding more than once through the same transfer;
+    # a step never shows more than the transfer itself moved.
     trail = tuple(
-        TrailStep(txn_id, tuple(sorted(step_reports)), step_hop, source, target, carried, step_currency, at_ms)
-        for (txn_id, step_hop, source, target, at_ms, step_currency), (carried, step_reports) in sorted(
+        TrailStep(
+            txn_id, tuple(sorted(step_reports)), step_hop, source, target, min(carried, moved), step_currency, at_ms
+        )
+        for (txn_id, step_hop, source, target, at_ms, step_currency, moved), (carried, step_reports) in sorted(
             steps.items(), key=lambda item: (item[0][4], item[0][0])
         )
     )
@@ -402,13 +406,13 @@ class MoneyTrail:
                 allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
             named = self._named.get(txn_id)
             if named is not None:
-                step: Step = (txn_id, 0, account, target, at_ms, currency)
+                step: Step = (txn_id, 0, account, target, at_ms, currency, amount)
                 pieces = [(part, reports | named, (*path, step)) for part, reports, path in drawn]
                 if amount > taken:
                     pieces.append((amount - taken, named, (step,)))
                 allocation.sent[txn_id] = tuple(pieces)
             elif drawn and allocation.hop < settings.max_hops:
-                step = (txn_id, allocation.hop + 1, account, target, at_ms, currency)
+                step = (txn_id, allocation.hop + 1, account, target, at_ms, currency, amount)
                 allocation.sent[txn_id] = tuple((part, reports, (*path, step)) for part, reports, path in drawn)
         for arrived_ms, _, lots in inbound[i:]:
             self._arrive(allocation, queues, arrived_ms, lots)

@@ -39,9 +39,11 @@ The rules, as an investigator can check them:
    its customers are left alone. FIFO through an omnibus account would hand the
    taint to unrelated customers.
 8. **Holdings.** Per account and currency: ``received`` is the tainted money that
-   arrived, ``moved_on`` what its outflows drew, the hold ``received - moved_on``;
-   its reports are every report whose money arrived; its trail is every transfer on
-   the path of money that arrived, with how much of that money it carried.
+   arrived (money that came back round a loop counts each time it arrived),
+   ``moved_on`` what its outflows drew, the hold ``received - moved_on``; its
+   reports are every report whose money arrived; its trail is every transfer on the
+   path of money that arrived, with how much of that money it carried (never more
+   than the transfer's amount).
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def trace_reference(
                     step_hop,
                     record.source,
                     record.target,
-                    total,
+                    min(total, record.amount),
                     record.currency,
                     record.at_ms,
                 )

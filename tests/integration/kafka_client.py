@@ -50,7 +50,9 @@ HOUR = timedelta(hours=1)
 
 async def produce(bootstrap: str, messages: Iterable[tuple[str, Message | bytes]]) -> int:
     """Send (topic, message) pairs in order; bytes go as they are (for deliberately bad input)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 << 20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 << 20, max_batch_size=1 << 20
+    )
     await producer.start()
     try:
         sent = [

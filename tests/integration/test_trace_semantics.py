@@ -54,11 +54,8 @@ class Pipeline:
     async def send(self, *messages: Message, timeout_s: float = 30.0) -> None:
         """Produce reports and bank transactions, then wait until the worker has consumed every one."""
         topics = [self.topic("victim-reports" if "report_id" in m else "bank-transactions") for m in messages]
-        import time; t=time.monotonic()
         self.sent += await produce(self.bootstrap, zip(topics, messages, strict=True))
-        print("produce", time.monotonic()-t); t=time.monotonic()
         await wait_consumed(self.worker.metrics.registry, self.sent, timeout_s)
-        print("consumed", time.monotonic()-t)
 
     async def actions(self) -> dict[str, Message]:
         """The latest version of every freeze action, by target account number."""
@@ -187,7 +184,6 @@ async def test_twenty_thousand_small_amounts_make_one_bounded_action(pipeline: P
     assert action["target"]["account"] == "mule-x"
     assert (action["status"], action["hold_amount"]) == ("active", "20000.00")
     assert action["trail_steps_total"] == count and action["report_ids_total"] == count
-    print("versions", len(size_of), sorted(size_of.values())[-3:], action.get("reasons"))
     size = size_of[(action["action_id"], action["version"])]
     assert size < pipeline.settings.max_action_bytes and size < 1 << 20, size
     assert max(size_of.values()) < pipeline.settings.max_action_bytes, "no published version is larger"
