@@ -461,7 +461,10 @@ class MoneyTrail:
         return changed
 
     def _hub(self, account: AccountKey, first_ms: int) -> str | None:
-        """Why the account is a hub, or None: listed, or enough counterparties within the window of the taint."""
+        """Why the account is a hub, or None: listed, or enough counterparties within the window of the taint.
+
+        Reported transfers are not counted: many victims paying one mule make it a collection account, not a hub.
+        """
         settings = self.settings
         if settings.listed_hub(account):
             return hub_reason(True, 0)
@@ -472,8 +475,8 @@ class MoneyTrail:
         parties: set[AccountKey] = set()
         for txn_id in chain(transfers.outgoing.get(account, ()), transfers.incoming.get(account, ())):
             record = transfers.get(txn_id)
-            if record is None or not low <= record[0] <= high:
-                continue
+            if record is None or not low <= record[0] <= high or txn_id in self._named:
+                continue  # victims paying a collection account do not make it a hub
             other = record[2] if record[1] == account else record[1]
             if other != account:
                 parties.add(other)

@@ -34,7 +34,8 @@ The rules, as an investigator can check them:
 7. **Hubs.** An account is a hub when the settings list it, or when it has at
    least ``hub_counterparties`` distinct counterparties (senders to it or
    recipients from it) among transfers within ``trace_window`` either side of the
-   first tainted arrival there. A hub's outflows draw nothing: the trail stops,
+   first tainted arrival there. Reported transfers are not counted: many victims
+   paying one mule make it a collection account, not a hub. A hub's outflows draw nothing: the trail stops,
    the hub holds all tainted money it received (as the liable institution), and
    its customers are left alone. FIFO through an omnibus account would hand the
    taint to unrelated customers.
@@ -101,7 +102,7 @@ def trace_reference(
                 parties = {
                     t.target if t.source == account else t.source
                     for t in ordered
-                    if account in (t.source, t.target) and low <= t.at_ms <= high
+                    if account in (t.source, t.target) and low <= t.at_ms <= high and t.txn_id not in named
                 }
                 big = len(parties) >= settings.hub_counterparties
                 hubs[account] = hub_reason(False, settings.hub_counterparties) if big else None

@@ -377,11 +377,13 @@ def test_the_feeds_executed_at_wins_over_the_victims_sent_at() -> None:
 def test_a_hub_by_counterparties_holds_what_it_received_and_its_customers_get_nothing() -> None:
     events = [
         report("r1", transfer("t0", "victim", "h", 1_000, at_ms=0)),
+        transfer("c3-h", "c3", "h", 50, at_ms=5),  # an ordinary customer paying in
         transfer("h-c1", "h", "c1", 600, at_ms=10),
         transfer("h-c2", "h", "c2", 400, at_ms=20),
     ]
 
-    # victim, c1 and c2: three counterparties within the window of the tainted arrival.
+    # c1, c2 and c3: three counterparties within the window of the tainted arrival. The victim's
+    # reported payment does not count: victims paying a collection account do not make it a hub.
     hub = trail_of(*events, settings=replace(SETTINGS, hub_counterparties=3)).retrace()
 
     assert reached(hub) == {"h": (1_000, 0, 0)}
@@ -394,6 +396,17 @@ def test_a_hub_by_counterparties_holds_what_it_received_and_its_customers_get_no
 
     assert reached(mule) == {"h": (1_000, 1_000, 0), "c1": (600, 0, 1), "c2": (400, 0, 1)}
     assert trace_at(mule, "h").hub_reason is None
+
+
+def test_many_victims_paying_one_account_do_not_make_it_a_hub() -> None:
+    victims = [report(f"r{n}", transfer(f"t{n}", f"victim{n}", "collector", 100, at_ms=n)) for n in range(5)]
+    trail = trail_of(*victims, transfer("out", "collector", "next", 500, at_ms=10),
+                     settings=replace(SETTINGS, hub_counterparties=3))  # fmt: skip
+
+    changed = trail.retrace()
+
+    assert trace_at(changed, "collector").hub_reason is None
+    assert reached(changed)["next"] == (500, 0, 1)
 
 
 def test_a_listed_hub_holds_what_it_received() -> None:
