@@ -3,9 +3,9 @@
 Every message leaves here at most ``max_action_bytes`` long, however many victims fed it. A
 freeze action lists at most ``max_trail_steps`` trail steps (half the largest, the rest the most
 recent) and ``max_listed_ids`` report and txn ids, with their totals and the digest of the full
-evidence; suspensions and warnings list at most ``max_listed_ids`` ids. A message still too large
-is encoded again with every limit halved until it fits; a dead letter keeps only the beginning of
-an original too large to carry whole.
+evidence; suspensions and warnings list at most ``max_listed_ids`` ids, with their totals and the
+digest of the full lists. A message still too large is encoded again with every limit halved until
+it fits; a dead letter keeps only the beginning of an original too large to carry whole.
 """
 
 from __future__ import annotations
@@ -218,7 +218,10 @@ def suspension_action_payload(order: SuspensionOrder, limits: ActionLimits) -> d
         "priority": order.priority,
         "reasons": list(order.reasons),
         "report_ids": list(order.report_ids[: limits.max_listed_ids]),
+        "report_ids_total": len(order.report_ids),
         "evidence": list(order.evidence[: limits.max_listed_ids]),
+        "evidence_total": len(order.evidence),
+        "evidence_digest": order.evidence_digest,
         "issued_at": _iso(order.issued_at_ms),
         "report_received_at": _iso(order.report_received_at_ms),
         "escalation": order.escalation,
@@ -235,7 +238,11 @@ def encode_suspension_action(order: SuspensionOrder, keys: SigningKeys, limits: 
 
 
 def restore_suspension(raw: bytes) -> SuspensionOrder:
-    """The order behind a suspension already on the topic, to compare fingerprints after a restart."""
+    """The order behind a suspension already on the topic, to compare fingerprints after a restart.
+
+    The fingerprint is exact: it holds the evidence digest from the wire, not the lists, which from a
+    bounded action are only the listed part.
+    """
     action = SuspensionAction.model_validate_json(raw)
     return SuspensionOrder(
         action_id=action.action_id,
@@ -249,6 +256,7 @@ def restore_suspension(raw: bytes) -> SuspensionOrder:
         evidence=tuple(action.evidence),
         issued_at_ms=_ms(action.issued_at),
         report_received_at_ms=_ms(action.report_received_at),
+        evidence_digest=action.evidence_digest,
         escalation=action.escalation,
         status=action.status,
     )
@@ -264,6 +272,8 @@ def victim_warning_payload(order: WarningOrder, limits: ActionLimits) -> dict[st
         "scammer_msisdn": order.scammer_msisdn,
         "last_contact_at": _iso(order.last_contact_at_ms),
         "report_ids": list(order.report_ids[: limits.max_listed_ids]),
+        "report_ids_total": len(order.report_ids),
+        "evidence_digest": order.evidence_digest,
         "issued_at": _iso(order.issued_at_ms),
     }
 
@@ -279,6 +289,7 @@ def encode_victim_warning(order: WarningOrder, keys: SigningKeys, limits: Action
 
 
 def restore_warning(raw: bytes) -> WarningOrder:
+    """The order behind a warning already on the topic; as for suspensions, the digest pins the full list."""
     warning = VictimWarning.model_validate_json(raw)
     return WarningOrder(
         warning_id=warning.warning_id,
@@ -289,6 +300,7 @@ def restore_warning(raw: bytes) -> WarningOrder:
         last_contact_at_ms=_ms(warning.last_contact_at),
         report_ids=tuple(warning.report_ids),
         issued_at_ms=_ms(warning.issued_at),
+        evidence_digest=warning.evidence_digest,
         status=warning.status,
     )
 

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from processors.money_trail import Holding, HoldingTrace, TrailStep
+from processors.money_trail import Holding, HoldingTrace, TrailStep, evidence_digest
 from processors.priority import freeze_priority
 from processors.records import AccountKey, Report, account_label
 from processors.telecom import AccountLink
@@ -69,20 +69,6 @@ class FreezeOrder:
             self.evidence_digest,
             self.escalation,
         )
-
-
-def evidence_digest(report_ids: tuple[str, ...], trail: tuple[TrailStep, ...], extra: tuple[str, ...] = ()) -> str:
-    """``sha256:<hex>`` of the full evidence, so an action listing only part of a long trail still pins all of it."""
-    digest = hashlib.sha256()
-    for part in (*report_ids, "|", *extra, "|"):
-        digest.update(part.encode())
-        digest.update(b"\x00")
-    for step in trail:
-        fields = (step.txn_id, ",".join(step.report_ids), str(step.hop), account_label(step.source),
-                  account_label(step.target), str(step.tainted_amount), step.currency, str(step.at_ms))  # fmt: skip
-        digest.update("\x1f".join(fields).encode())
-        digest.update(b"\x00")
-    return "sha256:" + digest.hexdigest()
 
 
 def freeze_action_id(holding: Holding) -> str:
@@ -233,7 +219,7 @@ class FreezeBook:
             issued_at_ms=now_ms,
             report_received_at_ms=min((r.received_at_ms for r in behind), default=now_ms),
             hold_expires_at_ms=max((r.received_at_ms for r in behind), default=now_ms) + self._hold_duration_ms,
-            evidence_digest=evidence_digest(trace.report_ids, trace.trail, (trace.hub_reason or "",)),
+            evidence_digest=_traced_evidence(trace),
             escalation=level,
             base_priority=base_priority,
         )
@@ -310,6 +296,14 @@ class FreezeBook:
                 evidence_digest=evidence_digest((), ()),
             )
         )
+
+
+def _traced_evidence(trace: HoldingTrace) -> str:
+    """The trace's evidence digest, plus the hub reason when the trail stops here (that changes what to do)."""
+    digest = trace.digest or evidence_digest(trace.report_ids, trace.trail)
+    if trace.hub_reason is None:
+        return digest
+    return "sha256:" + hashlib.sha256(f"{digest}|{trace.hub_reason}".encode()).hexdigest()
 
 
 def _link_currency(link: AccountLink, reports: Mapping[str, Report]) -> str:

@@ -18,7 +18,7 @@ arrival order, and the work per batch follows what changed, not the size of a ca
 
 from __future__ import annotations
 
-import heapq
+import hashlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +81,7 @@ class HoldingTrace:
     report_ids: tuple[str, ...]
     trail: tuple[TrailStep, ...]
     hub_reason: str | None = None
+    digest: str = field(default="", compare=False)  # evidence_digest(report_ids, trail), when already known
 
     @property
     def holding(self) -> Holding:
@@ -89,6 +90,20 @@ class HoldingTrace:
     @property
     def remaining(self) -> int:
         return self.received - self.moved_on
+
+
+def evidence_digest(report_ids: tuple[str, ...], trail: tuple[TrailStep, ...], extra: tuple[str, ...] = ()) -> str:
+    """``sha256:<hex>`` of the full evidence, so an action listing only part of a long trail still pins all of it."""
+    digest = hashlib.sha256()
+    for part in (*report_ids, "|", *extra, "|"):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    for step in trail:
+        fields = (step.txn_id, ",".join(step.report_ids), str(step.hop), account_label(step.source),
+                  account_label(step.target), str(step.tainted_amount), step.currency, str(step.at_ms))  # fmt: skip
+        digest.update("\x1f".join(fields).encode())
+        digest.update(b"\x00")
+    return "sha256:" + digest.hexdigest()
 
 
 def hub_reason(listed: bool, counterparties: int) -> str:
@@ -130,7 +145,11 @@ def summarise(
             steps.items(), key=lambda item: (item[0][4], item[0][0])
         )
     )
-    return HoldingTrace(account, currency, received, moved_on, hop, first, last, tuple(sorted(reports)), trail, hub)
+    report_ids = tuple(sorted(reports))
+    return HoldingTrace(
+        account, currency, received, moved_on, hop, first, last, report_ids, trail, hub,
+        evidence_digest(report_ids, trail),
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -201,7 +220,8 @@ class MoneyTrail:
         self._content: dict[Flow, tuple[Lot, ...]] = {}
         self._tainted_in: dict[AccountKey, set[Flow]] = {}
         self._allocations: dict[AccountKey, _Allocation] = {}
-        self._dirty: dict[AccountKey, int] = {}  # account -> earliest time that changed there
+        self._summaries: dict[Holding, HoldingTrace] = {}  # the last trace returned per holding
+        self._dirty: set[AccountKey] = set()  # accounts whose inputs changed since the last re-trace
         self._accounts: dict[AccountKey, AccountKey] = {}
         self._new_accounts: list[AccountKey] = []
         self.watermark_ms = 0
@@ -298,20 +318,15 @@ class MoneyTrail:
             if txn_id in self._named:
                 self._named_out.setdefault(after[1], set()).add(txn_id)
             self._touch_accounts(after)
-            self._mark(after[1], after[0])
+            self._dirty.add(after[1])
 
     def _touch_accounts(self, record: Record) -> None:
         # A transfer changes its source's allocation, and a traced target's count of counterparties (hubs).
-        at_ms, source, target = record[0], record[1], record[2]
+        source, target = record[1], record[2]
         if source in self._allocations:
-            self._mark(source, at_ms)
+            self._dirty.add(source)
         if target in self._allocations:
-            self._mark(target, at_ms)
-
-    def _mark(self, account: AccountKey, at_ms: int) -> None:
-        known = self._dirty.get(account)
-        if known is None or at_ms < known:
-            self._dirty[account] = at_ms
+            self._dirty.add(target)
 
     # -- re-trace ----------------------------------------------------------------------------------
 
@@ -319,22 +334,17 @@ class MoneyTrail:
         """Recompute the accounts whose inputs changed, then downstream of them while contents change.
 
         Returns every holding whose trace changed, with ``None`` for holdings no longer reached.
-        Accounts are taken earliest change first, so money upstream settles before it is followed.
+        Accounts are recomputed in waves: everything marked, then everything their changed outflows
+        reached, and so on. An account fed by many others (a cash-out) is then recomputed once per
+        wave, not once per account feeding it.
         """
         before: dict[AccountKey, _Allocation | None] = {}
-        queue = [(at_ms, account) for account, at_ms in self._dirty.items()]
-        heapq.heapify(queue)
-        while queue:
-            at_ms, account = heapq.heappop(queue)
-            if self._dirty.get(account) != at_ms:
-                continue  # superseded by an earlier mark, or already done
-            del self._dirty[account]
-            if account not in before:
-                before[account] = self._allocations.get(account)
-            for target, arrival_ms in self._allocate(account):
-                self._mark(target, arrival_ms)
-                if self._dirty[target] == arrival_ms:
-                    heapq.heappush(queue, (arrival_ms, target))
+        while self._dirty:
+            wave, self._dirty = self._dirty, set()
+            for account in sorted(wave):
+                if account not in before:
+                    before[account] = self._allocations.get(account)
+                self._dirty.update(self._allocate(account))
         changed: dict[Holding, HoldingTrace | None] = {}
         for account, old in before.items():
             new = self._allocations.get(account)
@@ -343,9 +353,21 @@ class MoneyTrail:
             if old is not None:
                 for currency in old.arrivals:
                     changed[(account, currency)] = None
+                    known = self._summaries.pop((account, currency))
+                    if new is not None and old.arrivals[currency] == new.arrivals.get(currency):
+                        self._summaries[(account, currency)] = known  # the same money arrived: same evidence
             if new is not None:
                 for currency, arrivals in new.arrivals.items():
-                    trace = summarise(account, currency, arrivals, new.moved_on.get(currency, 0), new.hop, new.hub)
+                    trace = self._summaries.get((account, currency))
+                    moved_on = new.moved_on.get(currency, 0)
+                    if trace is None:
+                        trace = summarise(account, currency, arrivals, moved_on, new.hop, new.hub)
+                    else:
+                        trace = HoldingTrace(
+                            account, currency, trace.received, moved_on, new.hop, trace.first_arrival_ms,
+                            trace.last_arrival_ms, trace.report_ids, trace.trail, new.hub, trace.digest,
+                        )  # fmt: skip
+                    self._summaries[(account, currency)] = trace
                     changed[(account, currency)] = trace
         return changed
 
@@ -368,8 +390,8 @@ class MoneyTrail:
             if (trace := self.holding((account, currency))) is not None
         }
 
-    def _allocate(self, account: AccountKey) -> list[tuple[AccountKey, int]]:
-        """Recompute one account; returns the receiving accounts whose content changed, with when it arrives."""
+    def _allocate(self, account: AccountKey) -> list[AccountKey]:
+        """Recompute one account; returns the receiving accounts whose content changed."""
         settings, transfers, contents = self.settings, self._transfers, self._content
         inbound = sorted(
             (contents[flow][0][2][-1][4], flow[0], contents[flow]) for flow in self._tainted_in.get(account, ())
@@ -437,8 +459,8 @@ class MoneyTrail:
 
     def _send(
         self, account: AccountKey, old: Mapping[str, tuple[Lot, ...]], new: Mapping[str, tuple[Lot, ...]]
-    ) -> list[tuple[AccountKey, int]]:
-        """Publish changed outflow contents to their receiving accounts; returns who must recompute, from when."""
+    ) -> list[AccountKey]:
+        """Publish changed outflow contents to their receiving accounts; returns who must recompute."""
         changed = []
         for txn_id in old.keys() | new.keys():
             before, after = old.get(txn_id), new.get(txn_id)
@@ -447,17 +469,17 @@ class MoneyTrail:
             flow = (txn_id, account)
             if before is not None:
                 del self._content[flow]
-                target, at_ms = before[0][2][-1][3], before[0][2][-1][4]
+                target = before[0][2][-1][3]
                 tainted_in = self._tainted_in[target]
                 tainted_in.discard(flow)
                 if not tainted_in:
                     del self._tainted_in[target]
-                changed.append((target, at_ms))
+                changed.append(target)
             if after is not None:
                 self._content[flow] = after
-                target, at_ms = after[0][2][-1][3], after[0][2][-1][4]
+                target = after[0][2][-1][3]
                 self._tainted_in.setdefault(target, set()).add(flow)
-                changed.append((target, at_ms))
+                changed.append(target)
         return changed
 
     def _hub(self, account: AccountKey, first_ms: int) -> str | None:

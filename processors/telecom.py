@@ -68,7 +68,9 @@ behind them, and a new version is issued only when the fingerprint changes. A ta
 warning no longer implied by anything (a corrected report; a warned number that turned out a
 suspect) is re-issued once with status ``released``, priority 0 and no reports or evidence.
 Versions restored at start-up are adopted, without a new version, when ``decide`` rebuilds the
-same fingerprint.
+same fingerprint. Fingerprints hold ``evidence_digest``, not the report and event ids themselves:
+the wire lists only the first ``max_listed_ids`` of them, and a version restored from it must
+still match the full content.
 An event id seen before is ignored, even if its content differs (first delivery wins).
 """
 
@@ -82,7 +84,7 @@ from typing import Literal, TypeVar, cast
 
 from processors.records import AccountKey, Report, TelecomEvent
 from processors.takedowns import platform_for_url
-from processors.versions import Issued, VersionBook, escalated, escalated_priority, escalation_reason
+from processors.versions import Issued, VersionBook, escalated, escalated_priority, escalation_reason, ids_digest
 
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -98,8 +100,10 @@ IP_PRIORITY = 35
 
 Target = tuple[str, str]  # (target_type, target)
 # Fingerprints: what an addressee acts on; a change in any of it is a new version.
-SuspensionFingerprint = tuple[str, str, str, str, int, tuple[str, ...], tuple[str, ...], int]
-WarningFingerprint = tuple[str, str, str, str, int, tuple[str, ...]]
+# (status, target_type, target, addressee, priority, evidence_digest, escalation)
+SuspensionFingerprint = tuple[str, str, str, str, int, str, int]
+# (status, msisdn, operator, scammer_msisdn, last_contact_at_ms, evidence_digest)
+WarningFingerprint = tuple[str, str, str, str, int, str]
 IndexKey = tuple[str, str]  # ("msisdn" | "registered_id" | "imei" | "ip", value)
 Stamp = tuple[int, str, str]  # (at_ms, event_id, operator): the latest is the greatest
 Contact = tuple[int, str, str]  # (at_ms, event_id, scammer msisdn): the most recent is the greatest
@@ -125,6 +129,7 @@ class SuspensionOrder:
     evidence: tuple[str, ...]  # telecom event ids
     issued_at_ms: int
     report_received_at_ms: int
+    evidence_digest: str  # suspension_digest(report_ids, evidence), of the full lists even when restored from cut ones
     escalation: int = 0
     base_priority: int = 0  # before escalation; not on the wire
     status: str = "active"
@@ -139,8 +144,7 @@ class SuspensionOrder:
             self.target,
             self.addressee,
             self.priority,
-            self.report_ids,
-            self.evidence,
+            self.evidence_digest,
             self.escalation,
         )
 
@@ -155,11 +159,19 @@ class WarningOrder:
     last_contact_at_ms: int
     report_ids: tuple[str, ...]
     issued_at_ms: int
+    evidence_digest: str  # warning_digest(report_ids), of the full list even when restored from a cut one
     status: str = "active"  # released: the number turned out to be a suspect, or no report reaches it any more
 
     @property
     def fingerprint(self) -> WarningFingerprint:
-        return (self.status, self.msisdn, self.operator, self.scammer_msisdn, self.last_contact_at_ms, self.report_ids)
+        return (
+            self.status,
+            self.msisdn,
+            self.operator,
+            self.scammer_msisdn,
+            self.last_contact_at_ms,
+            self.evidence_digest,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +198,16 @@ def suspension_action_id(target_type: str, target: str) -> str:
 
 def warning_id(msisdn: str) -> str:
     return "wrn-" + hashlib.sha256(msisdn.encode()).hexdigest()[:24]
+
+
+def suspension_digest(report_ids: tuple[str, ...], evidence: tuple[str, ...]) -> str:
+    """``sha256:<hex>`` of a suspension's full report ids and evidence (the wire lists only their start)."""
+    return ids_digest(report_ids, evidence)
+
+
+def warning_digest(report_ids: tuple[str, ...]) -> str:
+    """``sha256:<hex>`` of a warning's full report ids (the wire lists only their start)."""
+    return ids_digest(report_ids)
 
 
 def proxy_keys(msisdn: str) -> tuple[str, ...]:
@@ -584,6 +606,8 @@ class TelecomCorrelation:
         level = self.suspensions.escalation(action_id)
         if level:
             reasons.append(escalation_reason(level))
+        report_ids = tuple(behind)
+        evidence = tuple(event_id for _, event_id in sorted({e for c in claims for e in c.evidence}))
         order = SuspensionOrder(
             action_id=action_id,
             version=0,
@@ -592,10 +616,11 @@ class TelecomCorrelation:
             addressee=addressee,
             priority=escalated_priority(base, level),
             reasons=tuple(reasons),
-            report_ids=tuple(behind),
-            evidence=tuple(event_id for _, event_id in sorted({e for c in claims for e in c.evidence})),
+            report_ids=report_ids,
+            evidence=evidence,
             issued_at_ms=now_ms,
             report_received_at_ms=min(r.received_at_ms for r in reports),
+            evidence_digest=suspension_digest(report_ids, evidence),
             escalation=level,
             base_priority=base,
         )
@@ -623,6 +648,7 @@ class TelecomCorrelation:
                 evidence=(),
                 issued_at_ms=now_ms,
                 report_received_at_ms=previous.report_received_at_ms if previous is not None else now_ms,
+                evidence_digest=suspension_digest((), ()),
                 status="released",
             ),
         )
@@ -637,10 +663,28 @@ class TelecomCorrelation:
             previous = known.order
             if previous is None:  # restored at start-up and never rebuilt: only the fingerprint is known
                 _, msisdn, operator, scammer, last_contact_at_ms, _ = cast(WarningFingerprint, known.fingerprint)
-                previous = WarningOrder(action_id, 0, msisdn, operator, scammer, last_contact_at_ms, (), now_ms)
-            released = replace(previous, version=0, report_ids=(), issued_at_ms=now_ms, status="released")
+                previous = WarningOrder(
+                    warning_id=action_id,
+                    version=0,
+                    msisdn=msisdn,
+                    operator=operator,
+                    scammer_msisdn=scammer,
+                    last_contact_at_ms=last_contact_at_ms,
+                    report_ids=(),
+                    issued_at_ms=now_ms,
+                    evidence_digest=warning_digest(()),
+                )
+            released = replace(
+                previous,
+                version=0,
+                report_ids=(),
+                issued_at_ms=now_ms,
+                evidence_digest=warning_digest(()),
+                status="released",
+            )
             return _issue(self.warnings, action_id, released)
         at_ms, _, scammer = max(self._implied[r].contacts[number] for r in behind)
+        report_ids = tuple(behind)
         order = WarningOrder(
             warning_id=action_id,
             version=0,
@@ -648,8 +692,9 @@ class TelecomCorrelation:
             operator=self.index.latest_operator(number) or self.settings.default_addressee,
             scammer_msisdn=scammer,
             last_contact_at_ms=at_ms,
-            report_ids=tuple(behind),
+            report_ids=report_ids,
             issued_at_ms=now_ms,
+            evidence_digest=warning_digest(report_ids),
         )
         return _issue(self.warnings, action_id, order)
 

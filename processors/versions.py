@@ -7,6 +7,7 @@ fingerprint and issues nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
@@ -69,6 +70,21 @@ class VersionBook(Generic[Order]):
         known = self._issued[action_id]
         known.escalation += 1
         return known.escalation
+
+
+def ids_digest(*lists: tuple[str, ...]) -> str:
+    """``sha256:<hex>`` of whole lists of ids, so an action listing only part of them still pins all of them.
+
+    Every list and every id is length-prefixed: no two different sequences of lists share a digest.
+    """
+    digest = hashlib.sha256()
+    for ids in lists:
+        digest.update(f"{len(ids)}\x00".encode())
+        for part in ids:
+            encoded = part.encode()
+            digest.update(f"{len(encoded)}:".encode())
+            digest.update(encoded)
+    return "sha256:" + digest.hexdigest()
 
 
 ESCALATION_STEP = 10  # priority points added each time an action misses its SLA

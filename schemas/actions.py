@@ -99,7 +99,13 @@ class SuspensionAction(OutputModel):
     priority: int = Field(ge=0, le=100)
     reasons: list[str]
     report_ids: list[str] = Field(description=BOUNDED_IDS)
+    report_ids_total: int = Field(ge=0, description="how many reports are behind the action, listed or not")
     evidence: list[str] = Field(description="telecom event ids behind the action; " + BOUNDED_IDS)
+    evidence_total: int = Field(ge=0, description="how many telecom events are behind the action, listed or not")
+    evidence_digest: str = Field(
+        description="sha256:<hex> over every report id and telecom event id, listed or not; "
+        "it changes whenever either list does"
+    )
     issued_at: datetime
     report_received_at: datetime
     escalation: int = Field(ge=0, description="times this order missed its SLA and was re-issued")
@@ -117,5 +123,9 @@ class VictimWarning(OutputModel):
     scammer_msisdn: str
     last_contact_at: datetime
     report_ids: list[str] = Field(description=BOUNDED_IDS)
+    report_ids_total: int = Field(ge=0, description="how many reports reached the warned number, listed or not")
+    evidence_digest: str = Field(
+        description="sha256:<hex> over every report id, listed or not; it changes whenever the list does"
+    )
     issued_at: datetime
     signature: str = Field(description="hmac-sha256=<hex>, keyed for the operator that delivers the warning")

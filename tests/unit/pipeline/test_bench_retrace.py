@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pipeline.bench_retrace import (
     CASE_HOLD_MINOR,
-    CASH_OUT,
     Feed,
     build_case,
     case_fanout,
@@ -52,4 +51,3 @@ def test_measure_fan_in_ends_with_every_report_at_the_cash_out() -> None:
     assert figures.reports_at_cash_out == 30
     assert len(figures.batches.ms) == 3 and figures.batches.total_s > 0
     assert figures.batches.p99 >= figures.batches.p50 > 0
-    assert CASH_OUT[2] == "cash-out-1"

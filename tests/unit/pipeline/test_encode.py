@@ -23,10 +23,10 @@ from pipeline.encode import (
 from pipeline.errors import MessageTooLargeError
 from pipeline.interception import Interception
 from pipeline.settings import Settings
-from processors.freeze_orders import FreezeOrder, evidence_digest
-from processors.money_trail import TrailStep
+from processors.freeze_orders import FreezeOrder
+from processors.money_trail import TrailStep, evidence_digest
 from processors.records import AccountKey
-from processors.telecom import SuspensionOrder, WarningOrder
+from processors.telecom import SuspensionOrder, WarningOrder, suspension_digest, warning_digest
 from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
 from schemas.decode import Rejection
 from schemas.signing import SigningKeys, verify
@@ -234,31 +234,59 @@ def test_the_listed_trail_never_lists_a_step_twice() -> None:
     assert listed_trail(trail, 5) == trail
 
 
-def test_suspensions_and_warnings_list_at_most_max_listed_ids() -> None:
-    report_ids = tuple(f"TH-TPO-2026-{n:09d}" for n in range(3_000))
-    suspension = SuspensionOrder(
+def _suspension(report_ids: tuple[str, ...], evidence: tuple[str, ...]) -> SuspensionOrder:
+    return SuspensionOrder(
         action_id="sus-1", version=1, target_type="msisdn", target="+66812345678", addressee="AIS", priority=90,
-        reasons=("reported scammer number",), report_ids=report_ids,
-        evidence=tuple(f"AIS-cdr-20261123-{n:012d}" for n in range(50_000)),
-        issued_at_ms=START_MS, report_received_at_ms=START_MS,
+        reasons=("reported scammer number",), report_ids=report_ids, evidence=evidence,
+        issued_at_ms=START_MS, report_received_at_ms=START_MS, evidence_digest=suspension_digest(report_ids, evidence),
     )  # fmt: skip
-    warning = WarningOrder(
+
+
+def _warning(report_ids: tuple[str, ...]) -> WarningOrder:
+    return WarningOrder(
         warning_id="wrn-1", version=1, msisdn="+66898765432", operator="AIS", scammer_msisdn="+66812345678",
         last_contact_at_ms=START_MS, report_ids=report_ids, issued_at_ms=START_MS,
+        evidence_digest=warning_digest(report_ids),
     )  # fmt: skip
+
+
+REPORT_IDS = tuple(f"TH-TPO-2026-{n:09d}" for n in range(3_000))
+EVIDENCE = tuple(f"AIS-cdr-20261123-{n:012d}" for n in range(50_000))
+
+
+def test_suspensions_and_warnings_list_at_most_max_listed_ids_with_totals_and_digest() -> None:
+    suspension, warning = _suspension(REPORT_IDS, EVIDENCE), _warning(REPORT_IDS)
     _, raw_suspension = encode_suspension_action(suspension, KEYS, LIMITS)
     _, raw_warning = encode_victim_warning(warning, KEYS, LIMITS)
     listed = SuspensionAction.model_validate_json(raw_suspension)
     warned = VictimWarning.model_validate_json(raw_warning)
 
     assert max(len(raw_suspension), len(raw_warning)) <= LIMITS.max_action_bytes
-    assert listed.report_ids == list(report_ids[: LIMITS.max_listed_ids])
-    assert listed.evidence == list(suspension.evidence[: LIMITS.max_listed_ids])
-    assert warned.report_ids == list(report_ids[: LIMITS.max_listed_ids])
-    small = replace(suspension, report_ids=report_ids[:3], evidence=suspension.evidence[:3])
-    assert restore_suspension(encode_suspension_action(small, KEYS, LIMITS)[1]).fingerprint == small.fingerprint
-    few = replace(warning, report_ids=report_ids[:3])
-    assert restore_warning(encode_victim_warning(few, KEYS, LIMITS)[1]).fingerprint == few.fingerprint
+    assert listed.report_ids == list(REPORT_IDS[: LIMITS.max_listed_ids])
+    assert listed.evidence == list(EVIDENCE[: LIMITS.max_listed_ids])
+    assert (listed.report_ids_total, listed.evidence_total) == (len(REPORT_IDS), len(EVIDENCE))
+    assert listed.evidence_digest == suspension.evidence_digest
+    assert warned.report_ids == list(REPORT_IDS[: LIMITS.max_listed_ids])
+    assert (warned.report_ids_total, warned.evidence_digest) == (len(REPORT_IDS), warning.evidence_digest)
+
+
+def test_suspensions_and_warnings_with_cut_lists_restore_to_the_fingerprint_recovery_compares() -> None:
+    suspension, warning = _suspension(REPORT_IDS, EVIDENCE), _warning(REPORT_IDS)
+    assert min(len(REPORT_IDS), len(EVIDENCE)) > LIMITS.max_listed_ids  # the wire cuts both lists
+
+    restored = restore_suspension(encode_suspension_action(suspension, KEYS, LIMITS)[1])
+    assert len(restored.report_ids) == len(restored.evidence) == LIMITS.max_listed_ids
+    assert restored.fingerprint == suspension.fingerprint
+    assert restored.fingerprint != _suspension(REPORT_IDS, EVIDENCE[:-1]).fingerprint  # a change past the cut
+    rewarned = restore_warning(encode_victim_warning(warning, KEYS, LIMITS)[1])
+    assert len(rewarned.report_ids) == LIMITS.max_listed_ids
+    assert rewarned.fingerprint == warning.fingerprint
+    assert rewarned.fingerprint != _warning(REPORT_IDS[:-1]).fingerprint
+
+    tight = replace(LIMITS, max_action_bytes=20_000)  # the limits are halved until it fits: even less is listed
+    shorter = restore_suspension(encode_suspension_action(suspension, KEYS, tight)[1])
+    assert len(shorter.report_ids) < LIMITS.max_listed_ids and shorter.fingerprint == suspension.fingerprint
+    assert restore_warning(encode_victim_warning(warning, KEYS, tight)[1]).fingerprint == warning.fingerprint
 
 
 @pytest.mark.parametrize("original", [b'{"note": "' + ("ก" * 400_000).encode() + b'"}', b"\xff" * 700_000])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from processors.records import AccountKey, Report, TelecomEvent, Transfer
 from processors.telecom import (
     DIRECT_PRIORITY,
@@ -490,6 +492,74 @@ def test_a_restored_version_that_nothing_implies_any_more_is_released() -> None:
     decisions = after.decide(NOW + 1)
     assert suspensions(decisions)[msisdn(SCAMMER)].status == "released"
     assert warnings(decisions)[VICTIM].status == "released"
+
+
+def _many_reports_and_calls() -> list[Report | TelecomEvent]:
+    """Five reports naming the scammer, who called the victim five times from TRUE."""
+    reports: list[Report | TelecomEvent] = [report(f"r{n}", SCAMMER) for n in range(5)]
+    calls = [call(f"c{n}", SCAMMER, VICTIM, at=T0 - (n + 1) * HOUR, operator="TRUE") for n in range(5)]
+    return [*reports, *calls, event("v1", "sms", VICTIM, operator="DTAC", counterparty_msisdn=VICTIM_2)]
+
+
+def _restored_from_cut_lists(issued: TelecomDecisions) -> TelecomCorrelation:
+    """A fresh correlation that restored the issued versions as the wire carries them: lists cut, digests whole."""
+    after = TelecomCorrelation(SETTINGS)
+    for order in issued.suspensions:
+        cut = replace(order, report_ids=order.report_ids[:2], evidence=order.evidence[:2])
+        after.restore("suspension", cut.action_id, cut.version, cut.fingerprint, cut.escalation)
+    for warning in issued.warnings:
+        cut_warning = replace(warning, report_ids=warning.report_ids[:2])
+        after.restore("warning", cut_warning.warning_id, cut_warning.version, cut_warning.fingerprint)
+    return after
+
+
+def test_a_version_restored_from_cut_lists_is_adopted_when_the_content_is_the_same() -> None:
+    issued = feed(*_many_reports_and_calls()).decide(NOW)
+    scammer, warned = suspensions(issued)[msisdn(SCAMMER)], warnings(issued)[VICTIM]
+    assert (len(scammer.report_ids), len(scammer.evidence), len(warned.report_ids)) == (5, 5, 5)
+
+    after = _restored_from_cut_lists(issued)
+    feed(*_many_reports_and_calls(), correlation=after)
+    assert after.decide(NOW + 1) == TelecomDecisions()
+    adopted = after.suspensions.get(scammer.action_id)
+    assert adopted is not None and adopted.order is not None and adopted.order.evidence == scammer.evidence
+    # More evidence past what the wire listed is still new content.
+    after.add_event(call("c9", SCAMMER, VICTIM, operator="TRUE"))
+    assert suspensions(after.decide(NOW + 2))[msisdn(SCAMMER)].version == scammer.version + 1
+
+
+def test_a_restored_warning_never_rebuilt_is_released_from_its_fingerprint() -> None:
+    issued = feed(*_many_reports_and_calls()).decide(NOW)
+    warned = warnings(issued)[VICTIM]
+
+    after = _restored_from_cut_lists(issued)
+    # The reports behind the warning are gone from the inputs; a new one names the warned number a scammer.
+    feed(report("r9", VICTIM), correlation=after)
+    lifted = warnings(after.decide(NOW + 1))[VICTIM]
+    assert (lifted.status, lifted.version, lifted.report_ids) == ("released", warned.version + 1, ())
+    assert (lifted.operator, lifted.scammer_msisdn, lifted.last_contact_at_ms) == (
+        warned.operator,
+        SCAMMER,
+        warned.last_contact_at_ms,
+    )
+    assert after.decide(NOW + 2) == TelecomDecisions()  # released once
+
+
+def test_a_restored_suspension_never_rebuilt_is_released_to_the_addressee_in_its_fingerprint() -> None:
+    issued = feed(*_many_reports_and_calls()).decide(NOW)
+    scammer = suspensions(issued)[msisdn(SCAMMER)]
+    assert scammer.addressee == "TRUE"
+
+    after = feed(*_many_reports_and_calls())
+    after.decide(NOW)
+    # A later version restored over the one decided here: the book knows it only by its fingerprint.
+    later = replace(scammer, version=scammer.version + 1, report_ids=scammer.report_ids[:2], evidence=())
+    after.restore("suspension", later.action_id, later.version, later.fingerprint)
+    for n in range(5):
+        after.add_report(report(f"r{n}", SCAMMER_2))  # corrected: nothing implies the scammer's number any more
+    released = suspensions(after.decide(NOW + 1))[msisdn(SCAMMER)]
+    assert (released.status, released.version, released.addressee) == ("released", later.version + 1, "TRUE")
+    assert (released.report_ids, released.evidence, released.priority) == ((), (), 0)
 
 
 # -- payment proxies ---------------------------------------------------------------------------------
