@@ -173,7 +173,7 @@ class Interception:
         """
         traces = self.trail.retrace()
         self.telecom.add_accounts(self.trail.drain_new_accounts())
-        decisions = self.telecom.decide(now_ms)
+        decisions = self.telecom.decide(now_ms, rebuilding=True)
         self.book.adopt(traces, decisions.links, self.revisions, now_ms)
 
     def escalate(self, now_ms: int) -> BatchResult:

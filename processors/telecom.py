@@ -443,6 +443,7 @@ class TelecomCorrelation:
         self._dirty_reports: set[str] = set()
         self._dirty_warned: set[str] = set()
         self._dirty_accounts: set[AccountKey] = set()
+        self._rebuilding = False
 
     def add_event(self, event: TelecomEvent) -> bool:
         """Index a telecom event; False for a redelivered ``event_id``."""
@@ -489,8 +490,12 @@ class TelecomCorrelation:
             if key in watched:
                 dirty.add(account)
 
-    def decide(self, now_ms: int) -> TelecomDecisions:
-        """Recompute what changed since the last call; new versions only. ``now_ms`` only stamps them."""
+    def decide(self, now_ms: int, *, rebuilding: bool = False) -> TelecomDecisions:
+        """Recompute what changed since the last call; new versions only. ``now_ms`` only stamps them.
+
+        ``rebuilding`` (after a restart's replay) issues nothing: it only adopts restored versions.
+        """
+        self._rebuilding = rebuilding
         targets: set[Target] = set()
         warned, self._dirty_warned = self._dirty_warned, set()
         dirty, self._dirty_reports = self._dirty_reports, set()
@@ -517,7 +522,7 @@ class TelecomCorrelation:
         if current is None or current.status != "active":
             return None
         order = escalated(current, self.suspensions.raise_escalation(action_id), now_ms)
-        return _issue(self.suspensions, action_id, order)
+        return self._issue(self.suspensions, action_id, order)
 
     def restore(
         self,
@@ -534,6 +539,25 @@ class TelecomCorrelation:
         book: VersionBook[SuspensionOrder] | VersionBook[WarningOrder]
         book = self.suspensions if kind == "suspension" else self.warnings
         book.restore(action_id, version, fingerprint, escalation)
+
+    def _issue(self, book: VersionBook[_Order], action_id: str, order: _Order) -> _Order | None:
+        """Record and return the order as a new version, or None if its content was issued last.
+
+        While rebuilding after a restart nothing is issued: a restored version with the same content
+        adopts the order, and any other content belongs to a batch that will be redelivered.
+        """
+        fingerprint = order.fingerprint
+        version = book.next_version(action_id, fingerprint)
+        if version is None:
+            known = book.get(action_id)
+            if known is not None and known.order is None:  # restored at start-up: adopt the rebuilt order
+                book.adopt(action_id, fingerprint, replace(order, version=known.version))
+            return None
+        if self._rebuilding:
+            return None
+        issued = replace(order, version=version)
+        book.record(action_id, version, fingerprint, issued)
+        return issued
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
@@ -624,7 +648,7 @@ class TelecomCorrelation:
             escalation=level,
             base_priority=base,
         )
-        return _issue(self.suspensions, action_id, order)
+        return self._issue(self.suspensions, action_id, order)
 
     def _released_suspension(self, action_id: str, target: Target, now_ms: int) -> SuspensionOrder | None:
         known = self.suspensions.get(action_id)
@@ -633,7 +657,7 @@ class TelecomCorrelation:
         previous = known.order
         # A version restored at start-up and never rebuilt is known only by its fingerprint.
         addressee = previous.addressee if previous is not None else cast(SuspensionFingerprint, known.fingerprint)[3]
-        return _issue(
+        return self._issue(
             self.suspensions,
             action_id,
             SuspensionOrder(
@@ -682,7 +706,7 @@ class TelecomCorrelation:
                 evidence_digest=warning_digest(()),
                 status="released",
             )
-            return _issue(self.warnings, action_id, released)
+            return self._issue(self.warnings, action_id, released)
         at_ms, _, scammer = max(self._implied[r].contacts[number] for r in behind)
         report_ids = tuple(behind)
         order = WarningOrder(
@@ -696,7 +720,7 @@ class TelecomCorrelation:
             issued_at_ms=now_ms,
             evidence_digest=warning_digest(report_ids),
         )
-        return _issue(self.warnings, action_id, order)
+        return self._issue(self.warnings, action_id, order)
 
     def _decide_links(self) -> dict[AccountKey, AccountLink | None]:
         changed: dict[AccountKey, AccountLink | None] = {}
@@ -724,20 +748,6 @@ class TelecomCorrelation:
             report_ids=tuple(sorted(self._naming[phone])),
             reason=f"account number {account[2]} is reported scammer number {phone} used as a payment proxy",
         )
-
-
-def _issue(book: VersionBook[_Order], action_id: str, order: _Order) -> _Order | None:
-    """Record and return the order as a new version, or None if its content was issued last."""
-    fingerprint = order.fingerprint
-    version = book.next_version(action_id, fingerprint)
-    if version is None:
-        known = book.get(action_id)
-        if known is not None and known.order is None:  # restored at start-up: adopt the rebuilt order
-            book.adopt(action_id, fingerprint, replace(order, version=known.version))
-        return None
-    issued = replace(order, version=version)
-    book.record(action_id, version, fingerprint, issued)
-    return issued
 
 
 def _status(issued: Issued[SuspensionOrder] | Issued[WarningOrder]) -> object:

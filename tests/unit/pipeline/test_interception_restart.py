@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import orjson
 
-from pipeline.encode import encode_freeze_action, restore_freeze_order
+from pipeline.encode import encode_freeze_action, encode_suspension_action, restore_freeze_order, restore_suspension
 from pipeline.interception import BatchResult, Interception
 from pipeline.settings import Settings
-from pipeline.topics import BANK_TRANSACTIONS, VICTIM_REPORTS
+from pipeline.topics import BANK_TRANSACTIONS, TELECOM_EVENTS, VICTIM_REPORTS
 from processors.freeze_orders import FreezeOrder
 
 SETTINGS = Settings()
@@ -100,3 +100,28 @@ def test_a_stale_revision_arriving_late_changes_nothing_and_a_conflicting_one_is
     conflicting = interception.process([_record(VICTIM_REPORTS, 2, _report(2, [PHONE]))], NOW_MS)
     assert [r.rejection.reason for r in conflicting.rejected] == ["conflicting_revision"]
     assert "R-1" in conflicting.rejected[0].rejection.error
+
+
+def _call(event_id: str, counterparty: str) -> dict[str, object]:
+    return {"event_id": event_id, "operator": "AIS", "kind": "call", "msisdn": PHONE,
+            "counterparty_msisdn": counterparty, "occurred_at": "2026-11-24T02:00:00Z"}  # fmt: skip
+
+
+def test_a_crash_between_publishing_and_committing_reissues_no_suspension_version() -> None:
+    committed = [_record(VICTIM_REPORTS, 0, _report(1, [PHONE]))]
+    uncommitted = [_record(TELECOM_EVENTS, 1, _call("call-1", "+66890000001"))]
+    interception = Interception(SETTINGS)
+    published = interception.process(committed, NOW_MS).suspensions
+    published += interception.process(uncommitted, NOW_MS).suspensions  # sent, then the worker died
+    number = [s for s in published if s.target == PHONE]
+    assert [s.version for s in number] == [1, 2]  # the call is new evidence
+
+    restarted = Interception(SETTINGS)
+    for suspension in published:
+        _, value = encode_suspension_action(suspension, SETTINGS.signing, SETTINGS.action_limits)
+        restarted.restore(restore_suspension(value))
+    restarted.ingest(committed, BatchResult())
+    restarted.rebuild(NOW_MS)
+
+    redelivered = restarted.process(uncommitted, NOW_MS)
+    assert redelivered.suspensions == []  # version 2 already says this; no version 3 or 4 with the same content
