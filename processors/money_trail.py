@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
@@ -31,8 +32,8 @@ Holding = tuple[AccountKey, str]  # where a traced amount sits: (account, curren
 Step = tuple[str, int, AccountKey, AccountKey, int, str, int]
 # A piece of tainted money: (amount, the reports it belongs to, the transfers it took to get here).
 Lot = tuple[int, frozenset[str], tuple[Step, ...]]
-# The effective record of a transfer: (at_ms, source, target, amount, currency).
-Record = tuple[int, AccountKey, AccountKey, int, str]
+# The effective record of a transfer: (at_ms, source, target, amount, currency, txn_id, named by a report).
+Record = tuple[int, AccountKey, AccountKey, int, str, str, bool]
 Flow = tuple[str, AccountKey]  # (txn_id, source)
 
 UNREACHED = sys.maxsize
@@ -176,176 +177,178 @@ class _Allocation:
         return (self.hop, self.hub, self.arrivals, self.moved_on)
 
 
-@dataclass(slots=True)
-class _Transfers:
-    """Every known transfer, one record per txn_id: the bank feed's, else the lowest report's copy."""
+# What a resolver tells an account's partition about one transfer out of it (Outgoing) or into it (Incoming):
+# (account, txn_id, record or None to take it back, the reports naming it, True if the account never had it).
+Told = tuple[AccountKey, str, "Record | None", frozenset[str], bool]
+FlowUpdate = tuple[AccountKey, Flow, "tuple[Lot, ...] | None"]  # (target, (txn_id, source), content)
+NOBODY: frozenset[str] = frozenset()
 
-    feed: dict[str, Record] = field(default_factory=dict)
-    copies: dict[str, dict[str, Record]] = field(default_factory=dict)  # txn_id -> report_id -> record
-    outgoing: dict[AccountKey, list[str]] = field(default_factory=dict)
-    incoming: dict[AccountKey, list[str]] = field(default_factory=dict)
 
-    def get(self, txn_id: str) -> Record | None:
+def partition_of(key: str, partitions: int) -> int:
+    """Stable across processes (unlike ``hash``): every worker routes a key to the same partition."""
+    return 0 if partitions == 1 else zlib.crc32(key.encode()) % partitions
+
+
+class TransferResolver:
+    """One record per txn_id, for the txn_ids of one partition: the bank feed's, else the lowest report's copy.
+
+    It tells the source account's partition (``Outgoing``) and the target account's (``Incoming``)
+    whenever the record or the reports naming it change, and takes a record back from an account
+    it no longer involves. Latest value per txn_id wins, so the updates are idempotent.
+    """
+
+    def __init__(self, history_retention_ms: int) -> None:
+        self._retention_ms = history_retention_ms
+        self.feed: dict[str, Record] = {}
+        self._copies: dict[str, dict[str, Record]] = {}  # txn_id -> report_id -> record
+        self._told: dict[str, tuple[Record, frozenset[str]]] = {}  # what the accounts were last told (claimed only)
+        self.watermark_ms = 0
+        self.forgotten_before_ms = -UNREACHED
+
+    def add_feed(self, txn_id: str, record: Record) -> tuple[list[Told], list[Told]] | None:
+        """A bank feed record; None if it changes nothing (a redelivery, or older than the evicted history)."""
+        if txn_id in self.feed or record[0] < self.forgotten_before_ms:
+            return None
+        if record[0] > self.watermark_ms:
+            self.watermark_ms = record[0]
+        if txn_id not in self._copies:  # the common case: nobody claims it
+            self.feed[txn_id] = record
+            return [(record[1], txn_id, record, NOBODY, True)], [(record[2], txn_id, record, NOBODY, True)]
+        return self._settle(txn_id, lambda: self.feed.__setitem__(txn_id, record))
+
+    def claim(self, report_id: str, txn_id: str, record: Record | None) -> tuple[list[Told], list[Told]]:
+        """A report says ``txn_id`` carried its money (or, with None, no longer says so)."""
+
+        def apply() -> None:
+            copies = self._copies.setdefault(txn_id, {})
+            if record is None:
+                copies.pop(report_id, None)
+            else:
+                copies[report_id] = record
+            if not copies:
+                del self._copies[txn_id]
+
+        return self._settle(txn_id, apply)
+
+    def _current(self, txn_id: str) -> tuple[Record, frozenset[str]] | None:
+        copies = self._copies.get(txn_id)
         record = self.feed.get(txn_id)
-        if record is None:
-            copies = self.copies.get(txn_id)
-            if copies:
-                record = copies[min(copies)]
-        return record
+        if record is None and copies:
+            record = copies[min(copies)]
+        return None if record is None else (record, frozenset(copies or ()))
 
-    def link(self, txn_id: str, record: Record) -> None:
-        self.outgoing.setdefault(record[1], []).append(txn_id)
-        self.incoming.setdefault(record[2], []).append(txn_id)
+    def _settle(self, txn_id: str, change: Callable[[], None]) -> tuple[list[Told], list[Told]]:
+        before = self._told.get(txn_id)
+        if before is None and txn_id in self.feed:
+            before = (self.feed[txn_id], NOBODY)
+        change()
+        after = self._current(txn_id)
+        if after is None or not after[1]:
+            self._told.pop(txn_id, None)
+        else:
+            self._told[txn_id] = after
+        outgoing: list[Told] = []
+        incoming: list[Told] = []
+        if before == after:
+            return outgoing, incoming
+        if before is not None and (after is None or before[0][1] != after[0][1]):
+            outgoing.append((before[0][1], txn_id, None, NOBODY, False))
+        if before is not None and (after is None or before[0][2] != after[0][2]):
+            incoming.append((before[0][2], txn_id, None, NOBODY, False))
+        if after is not None:
+            # Never "new" here: the resolver may have forgotten (evicted) a record the account still keeps.
+            record, named = after
+            outgoing.append((record[1], txn_id, record, named, False))
+            incoming.append((record[2], txn_id, record, named, False))
+        return outgoing, incoming
 
-    def unlink(self, txn_id: str, record: Record) -> None:
-        for index, account in ((self.outgoing, record[1]), (self.incoming, record[2])):
-            txns = index.get(account)
-            if txns is not None:
-                txns.remove(txn_id)
-                if not txns:
-                    del index[account]
+    def evict(self) -> int:
+        """Forget unclaimed feed records older than the history retention, on this partition's feed clock.
+
+        The accounts' partitions decide for themselves what they keep as evidence.
+        """
+        cutoff = self.watermark_ms - self._retention_ms
+        if cutoff <= self.forgotten_before_ms:
+            return 0
+        self.forgotten_before_ms = cutoff
+        gone = [t for t, record in self.feed.items() if record[0] < cutoff and t not in self._copies]
+        for txn_id in gone:
+            del self.feed[txn_id]
+        return len(gone)
 
 
-class MoneyTrail:
-    """The transfers, the reports' claims on them, and every account's allocation, kept up to date batch by batch."""
+class AccountTrail:
+    """The accounts of one partition: their transfers, the tainted money that reached them, and its allocation."""
 
     def __init__(self, settings: TraceSettings) -> None:
         self.settings = settings
-        self.reports: dict[str, Report] = {}
-        self._transfers = _Transfers()
-        self._named: dict[str, frozenset[str]] = {}  # txn_id -> reports naming it
-        self._named_out: dict[AccountKey, set[str]] = {}  # account -> reported transfers out of it
-        # (txn_id, source) -> tainted content, non-empty only. The source is part of the key because a
-        # transfer's record can move to another source (the feed correcting a report) before both settle.
-        self._content: dict[Flow, tuple[Lot, ...]] = {}
-        self._tainted_in: dict[AccountKey, set[Flow]] = {}
+        self._outgoing: dict[AccountKey, list[Record]] = {}
+        self._incoming: dict[AccountKey, list[Record]] = {}
+        self._named: dict[str, frozenset[str]] = {}  # txn_id -> reports naming it, for transfers out of here
+        self._named_out: dict[AccountKey, set[str]] = {}
+        # Tainted money arriving, per receiving account: (txn_id, source) -> content. The source is part
+        # of the key because a transfer's record can move to another source before both settle.
+        self._tainted_in: dict[AccountKey, dict[Flow, tuple[Lot, ...]]] = {}
         self._allocations: dict[AccountKey, _Allocation] = {}
         self._summaries: dict[Holding, HoldingTrace] = {}  # the last trace returned per holding
-        self._dirty: set[AccountKey] = set()  # accounts whose inputs changed since the last re-trace
-        self._accounts: dict[AccountKey, AccountKey] = {}
-        self._new_accounts: list[AccountKey] = []
-        self.watermark_ms = 0
-        self.forgotten_before_ms = -UNREACHED  # the feed before this was evicted; older records are not indexed again
+        self._dirty: set[AccountKey] = set()
+        self._before: dict[AccountKey, _Allocation | None] = {}  # allocations as the last ``changes`` saw them
 
-    def __len__(self) -> int:
-        """Bank transfers indexed."""
-        return len(self._transfers.feed)
-
-    def intern(self, account: AccountKey) -> AccountKey:
-        known = self._accounts.get(account)
-        if known is None:
-            kind, institution, number = account
-            known = (sys.intern(kind), sys.intern(institution), sys.intern(number))
-            self._accounts[known] = known
-            self._new_accounts.append(known)
-        return known
-
-    def drain_new_accounts(self) -> list[AccountKey]:
-        """Accounts seen for the first time since the last call (for payment-proxy links)."""
-        drained, self._new_accounts = self._new_accounts, []
-        return drained
-
-    # -- input -------------------------------------------------------------------------------------
-
-    def add_transaction(self, transfer: Transfer) -> bool:
-        """Index a bank transfer; False for a redelivered ``txn_id`` or one older than the evicted history."""
-        txn_id = transfer.txn_id
-        transfers = self._transfers
-        if txn_id in transfers.feed or transfer.at_ms < self.forgotten_before_ms:
-            return False
-        record = (transfer.at_ms, self.intern(transfer.source), self.intern(transfer.target), transfer.amount,
-                  transfer.currency)  # fmt: skip
-        if txn_id in transfers.copies:
-            self._replace(txn_id, lambda: transfers.feed.__setitem__(txn_id, record))
-        else:
-            transfers.feed[txn_id] = record
-            transfers.link(txn_id, record)
-            self._touch_accounts(record)
-        if transfer.at_ms > self.watermark_ms:
-            self.watermark_ms = transfer.at_ms
-        return True
-
-    def add_report(self, report: Report) -> bool:
-        """Take a report, or the correction that replaces it; False if it changes nothing."""
-        known = self.reports.get(report.report_id)
-        if known is not None and _same_claims(known, report):
-            self.reports[report.report_id] = report
-            return False
-        self.reports[report.report_id] = report
-        before = _claims(known) if known is not None else {}
-        after = _claims(report)
-        for txn_id in sorted(before.keys() | after.keys()):
-            sent = after.get(txn_id)
-            self._claim(report.report_id, txn_id, None if sent is None else self._record(sent))
-        return True
-
-    def _record(self, sent: Transfer) -> Record:
-        return (sent.at_ms, self.intern(sent.source), self.intern(sent.target), sent.amount, sent.currency)
-
-    def _claim(self, report_id: str, txn_id: str, record: Record | None) -> None:
-        """Set (or withdraw, with None) one report's claim that ``txn_id`` carried its money."""
-        transfers = self._transfers
-
-        def apply() -> None:
-            copies = transfers.copies.setdefault(txn_id, {})
-            if record is None:
-                copies.pop(report_id, None)
-                if not copies:
-                    del transfers.copies[txn_id]
-            else:
-                copies[report_id] = record
-            named = set(self._named.get(txn_id, ()))
-            named.discard(report_id) if record is None else named.add(report_id)
-            if named:
-                self._named[txn_id] = frozenset(named)
-            else:
-                self._named.pop(txn_id, None)
-
-        self._replace(txn_id, apply)
-
-    def _replace(self, txn_id: str, change: Callable[[], None]) -> None:
-        """Apply a change to a transfer's record or claims, keeping the indexes and dirty marks right."""
-        transfers = self._transfers
-        before = transfers.get(txn_id)
-        if before is not None:
-            transfers.unlink(txn_id, before)
-            self._named_out.get(before[1], set()).discard(txn_id)
-            self._touch_accounts(before)
-        change()
-        after = transfers.get(txn_id)
-        if after is not None:
-            transfers.link(txn_id, after)
-            if txn_id in self._named:
-                self._named_out.setdefault(after[1], set()).add(txn_id)
-            self._touch_accounts(after)
-            self._dirty.add(after[1])
-
-    def _touch_accounts(self, record: Record) -> None:
-        # A transfer changes its source's allocation, and a traced target's count of counterparties (hubs).
-        source, target = record[1], record[2]
-        if source in self._allocations:
+    def outgoing(
+        self, source: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
+    ) -> None:
+        """A transfer out of ``source``: its record (None: not out of here any more) and the reports naming it."""
+        _put(self._outgoing, source, txn_id, _marked(record, named), new)
+        was_named = txn_id in self._named
+        if named:
+            self._named[txn_id] = named
+            self._named_out.setdefault(source, set()).add(txn_id)
+        elif was_named:
+            del self._named[txn_id]
+            _discard(self._named_out, source, txn_id)
+        if named or was_named or source in self._allocations:
             self._dirty.add(source)
+
+    def incoming(
+        self, target: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
+    ) -> None:
+        """A transfer into ``target``: it counts towards the target's counterparties (hubs)."""
+        _put(self._incoming, target, txn_id, _marked(record, named), new)
         if target in self._allocations:
             self._dirty.add(target)
 
-    # -- re-trace ----------------------------------------------------------------------------------
+    def flow(self, target: AccountKey, flow: Flow, content: tuple[Lot, ...] | None) -> None:
+        arriving = self._tainted_in.get(target)
+        if content is None:
+            if arriving is not None and arriving.pop(flow, None) is not None:
+                if not arriving:
+                    del self._tainted_in[target]
+                self._dirty.add(target)
+        else:
+            if arriving is None:
+                arriving = self._tainted_in[target] = {}
+            if arriving.get(flow) != content:
+                arriving[flow] = content
+                self._dirty.add(target)
 
-    def retrace(self) -> dict[Holding, HoldingTrace | None]:
-        """Recompute the accounts whose inputs changed, then downstream of them while contents change.
+    def settle(self) -> list[FlowUpdate]:
+        """Recompute every account marked since the last call; returns the outflow contents that changed."""
+        updates: list[FlowUpdate] = []
+        wave, self._dirty = self._dirty, set()
+        for account in sorted(wave):
+            if account not in self._before:
+                self._before[account] = self._allocations.get(account)
+            updates.extend(self._allocate(account))
+        return updates
 
-        Returns every holding whose trace changed, with ``None`` for holdings no longer reached.
-        Accounts are recomputed in waves: everything marked, then everything their changed outflows
-        reached, and so on. An account fed by many others (a cash-out) is then recomputed once per
-        wave, not once per account feeding it.
-        """
-        before: dict[AccountKey, _Allocation | None] = {}
-        while self._dirty:
-            wave, self._dirty = self._dirty, set()
-            for account in sorted(wave):
-                if account not in before:
-                    before[account] = self._allocations.get(account)
-                self._dirty.update(self._allocate(account))
+    @property
+    def unsettled(self) -> bool:
+        return bool(self._dirty)
+
+    def changes(self) -> dict[Holding, HoldingTrace | None]:
+        """Every holding whose trace changed since the last call, with None for holdings no longer reached."""
         changed: dict[Holding, HoldingTrace | None] = {}
+        before, self._before = self._before, {}
         for account, old in before.items():
             new = self._allocations.get(account)
             if old is not None and new is not None and old.core() == new.core():
@@ -371,62 +374,57 @@ class MoneyTrail:
                     changed[(account, currency)] = trace
         return changed
 
-    def holding(self, holding: Holding) -> HoldingTrace | None:
-        """The current trace of one holding."""
-        account, currency = holding
-        allocation = self._allocations.get(account)
-        if allocation is None or currency not in allocation.arrivals:
-            return None
-        return summarise(
-            account, currency, allocation.arrivals[currency], allocation.moved_on.get(currency, 0),
-            allocation.hop, allocation.hub,
-        )  # fmt: skip
-
     def holdings(self) -> dict[Holding, HoldingTrace]:
         return {
-            (account, currency): trace
+            (account, currency): summarise(
+                account, currency, arrivals, allocation.moved_on.get(currency, 0), allocation.hop, allocation.hub
+            )
             for account, allocation in self._allocations.items()
-            for currency in allocation.arrivals
-            if (trace := self.holding((account, currency))) is not None
+            for currency, arrivals in allocation.arrivals.items()
         }
 
-    def _allocate(self, account: AccountKey) -> list[AccountKey]:
-        """Recompute one account; returns the receiving accounts whose content changed."""
-        settings, transfers, contents = self.settings, self._transfers, self._content
+    def traced(self, account: AccountKey) -> bool:
+        return account in self._allocations
+
+    def _allocate(self, account: AccountKey) -> list[FlowUpdate]:
+        """Recompute one account; returns the outflow contents that changed."""
+        settings = self.settings
         inbound = sorted(
-            (contents[flow][0][2][-1][4], flow[0], contents[flow]) for flow in self._tainted_in.get(account, ())
+            (content[0][2][-1][4], flow[0], content) for flow, content in self._tainted_in.get(account, {}).items()
         )
         named_out = self._named_out.get(account)
         old = self._allocations.get(account)
         if not inbound and not named_out:
             self._allocations.pop(account, None)
-            return self._send(account, old.sent if old is not None else {}, {})
+            return _updates(account, old.sent if old is not None else {}, {})
 
         first_ms = inbound[0][0] if inbound else UNREACHED
         hub = self._hub(account, first_ms)
-        outbound: list[tuple[int, str, Record]] = []
-        for txn_id in transfers.outgoing.get(account, ()):
-            record = transfers.get(txn_id)
-            if record is None or record[2] == account:
-                continue  # a self-transfer moves nothing
-            if record[0] >= first_ms or txn_id in self._named:
-                outbound.append((record[0], txn_id, record))
-        outbound.sort(key=lambda o: (o[0], o[1]))
+        named_by = self._named
+        outbound = sorted(
+            (
+                record
+                for record in self._outgoing.get(account, ())
+                if record[2] != account  # a self-transfer moves nothing
+                and (record[0] >= first_ms or record[5] in named_by)
+            ),
+            key=_in_order,
+        )
 
         allocation = _Allocation(UNREACHED, hub, {}, {}, {})
         queues: dict[str, list[_Queued]] = {}  # currency -> lots in arrival order
         heads: dict[str, int] = {}
         i = 0
-        for at_ms, txn_id, (_, _, target, amount, currency) in outbound:
+        for at_ms, _, target, amount, currency, txn_id, _ in outbound:
             while i < len(inbound) and (inbound[i][0], inbound[i][1]) < (at_ms, txn_id):
                 arrived_ms, _, lots = inbound[i]
                 i += 1
-                self._arrive(allocation, queues, arrived_ms, lots)
+                _arrive(allocation, queues, arrived_ms, lots)
             drawn = [] if hub else _draw(queues, heads, currency, amount, at_ms, settings.trace_window_ms)
             taken = sum(lot[0] for lot in drawn)
             if taken:
                 allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
-            named = self._named.get(txn_id)
+            named = named_by.get(txn_id)
             if named is not None:
                 step: Step = (txn_id, 0, account, target, at_ms, currency, amount)
                 pieces = [(part, reports | named, (*path, step)) for part, reports, path in drawn]
@@ -437,50 +435,12 @@ class MoneyTrail:
                 step = (txn_id, allocation.hop + 1, account, target, at_ms, currency, amount)
                 allocation.sent[txn_id] = tuple((part, reports, (*path, step)) for part, reports, path in drawn)
         for arrived_ms, _, lots in inbound[i:]:
-            self._arrive(allocation, queues, arrived_ms, lots)
+            _arrive(allocation, queues, arrived_ms, lots)
         if allocation.arrivals or allocation.sent:
             self._allocations[account] = allocation
         else:
             self._allocations.pop(account, None)
-        return self._send(account, old.sent if old is not None else {}, allocation.sent)
-
-    @staticmethod
-    def _arrive(
-        allocation: _Allocation, queues: dict[str, list[_Queued]], arrived_ms: int, lots: tuple[Lot, ...]
-    ) -> None:
-        path = lots[0][2]
-        currency, hop = path[-1][5], path[-1][1]
-        allocation.hop = min(allocation.hop, hop)
-        arrivals = allocation.arrivals.setdefault(currency, [])
-        queue = queues.setdefault(currency, [])
-        for lot in lots:
-            arrivals.append((arrived_ms, lot))
-            queue.append(_Queued(lot[0], arrived_ms, lot[1], lot[2]))
-
-    def _send(
-        self, account: AccountKey, old: Mapping[str, tuple[Lot, ...]], new: Mapping[str, tuple[Lot, ...]]
-    ) -> list[AccountKey]:
-        """Publish changed outflow contents to their receiving accounts; returns who must recompute."""
-        changed = []
-        for txn_id in old.keys() | new.keys():
-            before, after = old.get(txn_id), new.get(txn_id)
-            if before == after:
-                continue
-            flow = (txn_id, account)
-            if before is not None:
-                del self._content[flow]
-                target = before[0][2][-1][3]
-                tainted_in = self._tainted_in[target]
-                tainted_in.discard(flow)
-                if not tainted_in:
-                    del self._tainted_in[target]
-                changed.append(target)
-            if after is not None:
-                self._content[flow] = after
-                target = after[0][2][-1][3]
-                self._tainted_in.setdefault(target, set()).add(flow)
-                changed.append(target)
-        return changed
+        return _updates(account, old.sent if old is not None else {}, allocation.sent)
 
     def _hub(self, account: AccountKey, first_ms: int) -> str | None:
         """Why the account is a hub, or None: listed, or enough counterparties within the window of the taint.
@@ -493,11 +453,9 @@ class MoneyTrail:
         if first_ms == UNREACHED:
             return None
         low, high = first_ms - settings.trace_window_ms, first_ms + settings.trace_window_ms
-        transfers = self._transfers
         parties: set[AccountKey] = set()
-        for txn_id in chain(transfers.outgoing.get(account, ()), transfers.incoming.get(account, ())):
-            record = transfers.get(txn_id)
-            if record is None or not low <= record[0] <= high or txn_id in self._named:
+        for record in chain(self._outgoing.get(account, ()), self._incoming.get(account, ())):
+            if not low <= record[0] <= high or record[6]:
                 continue  # victims paying a collection account do not make it a hub
             other = record[2] if record[1] == account else record[1]
             if other != account:
@@ -506,38 +464,207 @@ class MoneyTrail:
                     return hub_reason(False, settings.hub_counterparties)
         return None
 
-    # -- retention ---------------------------------------------------------------------------------
+    def evict(self, cutoff_ms: int) -> int:
+        """Forget transfers older than ``cutoff_ms`` of accounts the trail does not reach."""
+        gone = 0
+        for index in (self._outgoing, self._incoming):
+            for account in list(index):
+                if account in self._allocations or account in self._named_out:
+                    continue
+                records = index[account]
+                kept = [record for record in records if record[0] >= cutoff_ms]
+                gone += len(records) - len(kept)
+                if kept:
+                    index[account] = kept
+                else:
+                    del index[account]
+        return gone
+
+
+def _put(
+    index: dict[AccountKey, list[Record]], account: AccountKey, txn_id: str, record: Record | None, new: bool
+) -> None:
+    """Set (or drop, with None) the record of ``txn_id`` in an account's list; a new one is simply appended."""
+    records = index.get(account)
+    if records is None:
+        if record is not None:
+            index[account] = [record]
+        return
+    if new and record is not None:
+        records.append(record)  # the hot path: a bank transfer nobody has claimed
+        return
+    _replace(records, txn_id, record)
+    if not records:
+        del index[account]
+
+
+def _discard(index: dict[AccountKey, set[str]], account: AccountKey, txn_id: str) -> None:
+    members = index.get(account)
+    if members is not None:
+        members.discard(txn_id)
+        if not members:
+            del index[account]
+
+
+def _replace(records: list[Record], txn_id: str, record: Record | None) -> None:
+    """Set (or drop, with None) the record of ``txn_id`` in an account's list."""
+    for index, known in enumerate(records):
+        if known[5] == txn_id:
+            if record is None:
+                del records[index]
+            else:
+                records[index] = record
+            return
+    if record is not None:
+        records.append(record)
+
+
+def _arrive(allocation: _Allocation, queues: dict[str, list[_Queued]], arrived_ms: int, lots: tuple[Lot, ...]) -> None:
+    path = lots[0][2]
+    currency, hop = path[-1][5], path[-1][1]
+    allocation.hop = min(allocation.hop, hop)
+    arrivals = allocation.arrivals.setdefault(currency, [])
+    queue = queues.setdefault(currency, [])
+    for lot in lots:
+        arrivals.append((arrived_ms, lot))
+        queue.append(_Queued(lot[0], arrived_ms, lot[1], lot[2]))
+
+
+def _updates(
+    account: AccountKey, old: Mapping[str, tuple[Lot, ...]], new: Mapping[str, tuple[Lot, ...]]
+) -> list[FlowUpdate]:
+    """The outflow contents that changed, addressed to the accounts receiving them."""
+    updates: list[FlowUpdate] = []
+    for txn_id in old.keys() | new.keys():
+        before, after = old.get(txn_id), new.get(txn_id)
+        if before == after:
+            continue
+        flow = (txn_id, account)
+        if before is not None and (after is None or before[0][2][-1][3] != after[0][2][-1][3]):
+            updates.append((before[0][2][-1][3], flow, None))
+        if after is not None:
+            updates.append((after[0][2][-1][3], flow, after))
+    return updates
+
+
+class MoneyTrail:
+    """The whole trail in one process: transfer resolvers and account partitions, with messages between them.
+
+    ``partitions`` splits the state the way a consumer group splits it across workers: txn_ids
+    to resolvers and accounts to account partitions by a stable hash. Messages are delivered
+    in-process here; each is an idempotent latest-value update for its key.
+    """
+
+    def __init__(self, settings: TraceSettings, partitions: int = 1) -> None:
+        self.settings = settings
+        self.partitions = partitions
+        self.reports: dict[str, Report] = {}
+        self.resolvers = [TransferResolver(settings.history_retention_ms) for _ in range(partitions)]
+        self.accounts = [AccountTrail(settings) for _ in range(partitions)]
+        self._interned: dict[AccountKey, AccountKey] = {}
+        self._new_accounts: list[AccountKey] = []
+
+    def __len__(self) -> int:
+        """Bank transfers indexed."""
+        return sum(len(resolver.feed) for resolver in self.resolvers)
+
+    def intern(self, account: AccountKey) -> AccountKey:
+        known = self._interned.get(account)
+        if known is None:
+            kind, institution, number = account
+            known = (sys.intern(kind), sys.intern(institution), sys.intern(number))
+            self._interned[known] = known
+            self._new_accounts.append(known)
+        return known
+
+    def drain_new_accounts(self) -> list[AccountKey]:
+        """Accounts seen for the first time since the last call (for payment-proxy links)."""
+        drained, self._new_accounts = self._new_accounts, []
+        return drained
+
+    def account_partition(self, account: AccountKey) -> AccountTrail:
+        return self.accounts[partition_of(account_label(account), self.partitions)]
+
+    def add_transaction(self, transfer: Transfer) -> bool:
+        """Index a bank transfer; False for a redelivered ``txn_id`` or one older than the evicted history."""
+        txn_id = transfer.txn_id
+        record = (transfer.at_ms, self.intern(transfer.source), self.intern(transfer.target), transfer.amount,
+                  transfer.currency, txn_id, False)  # fmt: skip
+        told = self.resolvers[partition_of(txn_id, self.partitions)].add_feed(txn_id, record)
+        if told is None:
+            return False
+        self._deliver(*told)
+        return True
+
+    def add_report(self, report: Report) -> bool:
+        """Take a report, or the correction that replaces it; False if it changes nothing."""
+        known = self.reports.get(report.report_id)
+        self.reports[report.report_id] = report
+        if known is not None and known.transfers == report.transfers:
+            return False
+        before = _claims(known) if known is not None else {}
+        after = _claims(report)
+        for txn_id in sorted(before.keys() | after.keys()):
+            sent = after.get(txn_id)
+            record = None if sent is None else self._copy(sent)
+            resolver = self.resolvers[partition_of(txn_id, self.partitions)]
+            self._deliver(*resolver.claim(report.report_id, txn_id, record))
+        return True
+
+    def _copy(self, sent: Transfer) -> Record:
+        return (sent.at_ms, self.intern(sent.source), self.intern(sent.target), sent.amount, sent.currency,
+                sent.txn_id, False)  # fmt: skip
+
+    def _deliver(self, outgoing: list[Told], incoming: list[Told]) -> None:
+        for source, txn_id, record, named, new in outgoing:
+            self.account_partition(source).outgoing(source, txn_id, record, named, new)
+        for target, txn_id, record, named, new in incoming:
+            self.account_partition(target).incoming(target, txn_id, record, named, new)
+
+    def retrace(self) -> dict[Holding, HoldingTrace | None]:
+        """Settle every partition, passing changed outflow contents between them until nothing changes.
+
+        Returns every holding whose trace changed, with None for holdings no longer reached. Accounts
+        are recomputed in waves, so one fed by many others (a cash-out) is recomputed once per wave.
+        """
+        while any(partition.unsettled for partition in self.accounts):
+            updates = [update for partition in self.accounts for update in partition.settle()]
+            for target, flow, content in updates:
+                self.account_partition(target).flow(target, flow, content)
+        changed: dict[Holding, HoldingTrace | None] = {}
+        for partition in self.accounts:
+            changed.update(partition.changes())
+        return changed
+
+    def holding(self, holding: Holding) -> HoldingTrace | None:
+        """The current trace of one holding."""
+        return self.account_partition(holding[0]).holdings().get(holding)
+
+    def holdings(self) -> dict[Holding, HoldingTrace]:
+        return {holding: trace for partition in self.accounts for holding, trace in partition.holdings().items()}
 
     def evict(self) -> int:
         """Forget bank transfers older than the history retention, on the feed's own clock; returns how many went.
 
-        Transfers touching an account the trail reaches stay: they are its evidence. A transfer
-        older than the cutoff is not indexed again if it is redelivered, so eviction never
-        changes a later trace.
+        Transfers of accounts the trail reaches stay: they are its evidence. A transfer older than what
+        was evicted is not indexed again if it is redelivered, so eviction never changes a later trace.
         """
-        cutoff = self.watermark_ms - self.settings.history_retention_ms
-        if cutoff <= self.forgotten_before_ms:
-            return 0
-        self.forgotten_before_ms = cutoff
-        transfers, traced = self._transfers, self._allocations
-        gone = [
-            txn_id
-            for txn_id, record in transfers.feed.items()
-            if record[0] < cutoff and record[1] not in traced and record[2] not in traced and txn_id not in self._named
-        ]
-        touched: set[AccountKey] = set()
-        for txn_id in gone:
-            _, source, target, _, _ = transfers.feed.pop(txn_id)
-            touched.update((source, target))
-        forgotten = set(gone)
-        for index in (transfers.outgoing, transfers.incoming):
-            for account in touched:
-                kept = [txn_id for txn_id in index.get(account, ()) if txn_id not in forgotten]
-                if kept:
-                    index[account] = kept
-                else:
-                    index.pop(account, None)
-        return len(gone)
+        gone = sum(resolver.evict() for resolver in self.resolvers)
+        cutoff = max(resolver.forgotten_before_ms for resolver in self.resolvers)
+        for partition in self.accounts:
+            partition.evict(cutoff)
+        return gone
+
+
+def _in_order(record: Record) -> tuple[int, str]:
+    return (record[0], record[5])
+
+
+def _marked(record: Record | None, named: frozenset[str]) -> Record | None:
+    """The record with its ``named`` flag set: named transfers do not count towards a hub."""
+    if record is None or record[6] == bool(named):
+        return record
+    return (*record[:6], bool(named))
 
 
 def _draw(

@@ -648,8 +648,10 @@ def test_eviction_keeps_the_evidence_of_accounts_already_traced() -> None:
     trail.retrace()
     trail.add_transaction(transfer("late", "q", "r", 5, at_ms=50_000))  # the feed's clock moves on
 
-    assert trail.evict() == 1  # only the background transfer goes
-    assert len(trail) == 2  # a-b and late
+    # The resolvers forget both old records; a's partition keeps a-b as the evidence of a traced account.
+    assert trail.evict() == 2
+    assert len(trail) == 1  # late
+    assert trail.add_transaction(transfer("a-b", "a", "b", 1_000, at_ms=1_000)) is False  # redelivered: ignored
     trail.add_transaction(transfer("a-later", "a", "z", 5, at_ms=60_000))  # re-traces a
     changed = trail.retrace()
 

@@ -25,7 +25,7 @@ from pipeline.interception import BatchResult, Interception
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, VICTIM_REPORTS
 from processors.freeze_orders import FreezeBook, FreezeOrder, freeze_action_id
-from processors.money_trail import HoldingTrace, MoneyTrail, TraceSettings
+from processors.money_trail import Flow, FlowUpdate, Holding, HoldingTrace, MoneyTrail, TraceSettings
 from processors.records import AccountKey, Report, Transfer
 from processors.trace_reference import trace_reference
 from schemas.fields import format_minor_units
@@ -181,9 +181,18 @@ class Run:
         return latest
 
 
-def run_pipeline(records: Sequence[Record], cuts: Iterable[int], restart_at: int | None = None) -> Run:
+def interception(partitions: int) -> Interception:
+    """The real interception step, its trail split into ``partitions`` as a consumer group would split it."""
+    step = Interception(SETTINGS)
+    step.trail = MoneyTrail(TRACE, partitions)
+    return step
+
+
+def run_pipeline(
+    records: Sequence[Record], cuts: Iterable[int], restart_at: int | None = None, partitions: int = 1
+) -> Run:
     """Feed records in batches ending at ``cuts``; optionally restart (restore + replay) before ``restart_at``."""
-    run = Run(Interception(SETTINGS))
+    run = Run(interception(partitions))
     start = 0
     for end in sorted({*cuts, len(records)}):
         if restart_at is not None and start <= restart_at < end:
@@ -193,16 +202,16 @@ def run_pipeline(records: Sequence[Record], cuts: Iterable[int], restart_at: int
             run.published.extend(run.interception.process(batch, NOW_MS).orders)
         start = end
         if restart_at is not None and end == restart_at:
-            run.interception = _restarted(run.published, records[:end])
+            run.interception = _restarted(run.published, records[:end], partitions)
             restart_at = None
     if start < len(records):
         run.published.extend(run.interception.process(records[start:], NOW_MS).orders)
     return run
 
 
-def _restarted(published: Sequence[FreezeOrder], committed: Sequence[Record]) -> Interception:
+def _restarted(published: Sequence[FreezeOrder], committed: Sequence[Record], partitions: int) -> Interception:
     """A new worker: the actions topic read back, then the inputs replayed up to the committed offsets."""
-    fresh = Interception(SETTINGS)
+    fresh = interception(partitions)
     for order in published:
         fresh.restore(order)
     fresh.ingest(committed, BatchResult())
@@ -267,7 +276,7 @@ def test_final_actions_equal_the_oracle_in_any_arrival_order(
     records = records_of(events)
     cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(records)), max_size=6))
     restart = data.draw(st.none() | st.integers(min_value=1, max_value=len(records)))
-    run = run_pipeline(records, cuts, restart)
+    run = run_pipeline(records, cuts, restart, partitions=data.draw(st.sampled_from([1, 1, 3, 6])))
     assert_matches_oracle(run, scenario)
     assert_versions_are_consistent(run.published)
 
@@ -350,6 +359,66 @@ def test_eviction_and_redelivery_of_evicted_transactions_change_nothing(scenario
         return dict(trail.holdings())
 
     assert run(redeliver=True) == run(redeliver=False)
+
+
+class AsynchronousTrail(MoneyTrail):
+    """The partitioned trail as a consumer group would run it: partitions settle in any order, and
+    content updates reach other partitions late and interleaved (in order per key, as Kafka keeps it)."""
+
+    def __init__(self, settings: TraceSettings, partitions: int, rng: random.Random) -> None:
+        super().__init__(settings, partitions)
+        self.rng = rng
+
+    def retrace(self) -> dict[Holding, HoldingTrace | None]:
+        in_flight: list[FlowUpdate] = []
+        while in_flight or any(partition.unsettled for partition in self.accounts):
+            unsettled = [partition for partition in self.accounts if partition.unsettled]
+            if unsettled and (not in_flight or self.rng.random() < 0.5):
+                in_flight.extend(self.rng.choice(unsettled).settle())
+                continue
+            keys_seen: set[tuple[AccountKey, Flow]] = set()
+            delivered, kept = [], []
+            for update in in_flight:  # a random subset, never overtaking an earlier update of the same key
+                key = (update[0], update[1])
+                if key not in keys_seen and self.rng.random() < 0.5:
+                    delivered.append(update)
+                else:
+                    kept.append(update)
+                keys_seen.add(key)
+            in_flight = kept
+            for target, flow, content in delivered:
+                self.account_partition(target).flow(target, flow, content)
+        changed: dict[Holding, HoldingTrace | None] = {}
+        for partition in self.accounts:
+            changed.update(partition.changes())
+        return changed
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(), st.integers(min_value=1, max_value=7), st.randoms(use_true_random=False))
+def test_a_partitioned_trail_with_late_interleaved_messages_matches_the_oracle(
+    scenario: Scenario, partitions: int, rng: random.Random
+) -> None:
+    events = [*scenario.final_reports, *scenario.feed]
+    rng.shuffle(events)
+    trail = AsynchronousTrail(TRACE, partitions, rng)
+    view: dict[Holding, HoldingTrace] = {}  # what a consumer of the re-traces ends up knowing
+    for event in events:
+        trail.add_report(event) if isinstance(event, Report) else trail.add_transaction(event)
+        if rng.random() < 0.3:
+            _follow(view, trail.retrace())
+    _follow(view, trail.retrace())
+    expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
+    assert trail.holdings() == expected
+    assert view == expected
+
+
+def _follow(view: dict[Holding, HoldingTrace], changed: dict[Holding, HoldingTrace | None]) -> None:
+    for holding, trace in changed.items():
+        if trace is None:
+            view.pop(holding, None)
+        else:
+            view[holding] = trace
 
 
 def _bounce_scenario() -> Scenario:
