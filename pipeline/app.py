@@ -1,13 +1,14 @@
 """The whole flow in one place.
 
-    victim-reports ─┐                   money trail ─> freeze book ───┐ signed ┌─> freeze-actions[.<addressee>]
- bank-transactions ─┼─> decode ─┬────> (tracing)       (versions)     ├───────>┼─> suspension-actions[.<addressee>]
-    telecom-events ─┤           ├────> telecom correlation ───────────┤        └─> victim-warnings
+    victim-reports ─┐                   money trail ─> freeze book ───┐ action ┌─> freeze-actions[.<addressee>]
+ bank-transactions ─┼─> decode ─┬────> (tracing)       (decisions)    ├─ book─>┼─> suspension-actions[.<addressee>]
+    telecom-events ─┤           ├────> telecom correlation ───────────┤ signed └─> victim-warnings
        action-acks ─┘           ├────> action lifecycle ─ SLA timer ──┘ (escalated versions)
                                 └─ bad input, unknown acks ─────────────────────> dead-letters
 
 decode: schemas.decode · trace: processors.money_trail · freeze orders: processors.freeze_orders
 · suspensions, takedowns, warnings: processors.telecom · acks and SLAs: processors.lifecycle
+· versions, escalation and release of every action: processors.action_book
 · batch loop, commit order, recovery: pipeline.worker · routing and signing: pipeline.publisher
 
 The faust app owns the worker's lifecycle (signals, logging, graceful stop, data
@@ -33,6 +34,7 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Intercept
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
         topic_partitions=1,
+        topic_replication_factor=settings.replication_factor,  # faust's own leader topic
     )
     metrics = Metrics(settings.consumer_group)
     worker = InterceptionWorker(settings, bootstrap, metrics)

@@ -1,4 +1,4 @@
-"""Give every input partition to one member of the consumer group; the others wait as hot standbys.
+"""Give every input partition to one member of the consumer group; the others wait as cold standbys.
 
 The money trail crosses partitions (a report on one, the mule's transfers on any
 other), so one worker must see them all. The member that already holds the

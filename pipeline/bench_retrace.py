@@ -242,7 +242,7 @@ def measure_case(
     build_s = time.perf_counter() - started
     case_accounts = set(case.accounts)
     tainted = sum(1 for account, _ in interception.trail.holdings() if account in case_accounts)
-    live = len(interception.book.live_orders())
+    live = len(interception.actions.live("freeze"))
     times, orders = [], []
     trail.retrace_ms.clear()
     trail.changed.clear()

@@ -90,30 +90,40 @@ class EmbeddedBroker:
         self.stop()
 
 
+def new_topics(specs: Iterable[TopicSpec], prefix: str, replication_factor: int) -> list[NewTopic]:
+    """What topic creation asks the broker for: each spec under ``prefix``, with ``replication_factor`` copies."""
+    return [
+        NewTopic(prefix + spec.name, spec.partitions, replication_factor, topic_configs=spec.config(replication_factor))
+        for spec in specs
+    ]
+
+
 async def create_topics(
-    bootstrap: str, topics: Iterable[TopicSpec], prefix: str = "", timeout_s: float = 30.0
+    bootstrap: str,
+    topics: Iterable[TopicSpec],
+    prefix: str = "",
+    replication_factor: int = 1,
+    timeout_s: float = 30.0,
 ) -> list[str]:
-    """Create the catalogue's topics that are missing; returns the names created."""
-    specs = list(topics)
-    names = {spec.name: prefix + spec.name for spec in specs}
+    """Create the topics that are missing; returns the names created.
+
+    The default replication factor of 1 suits the embedded broker and the tests; the worker and
+    ``topics create`` pass ``Settings.replication_factor``.
+    """
+    wanted = new_topics(topics, prefix, replication_factor)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in specs if names[t.name] not in existing]
+        missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(names[t.name], t.partitions, replication_factor=1, topic_configs=t.config)
-                        for t in missing
-                    ]
-                )
+                await admin.create_topics(missing)
         deadline = time.monotonic() + timeout_s
-        while not set(names.values()) <= set(await admin.list_topics()):
+        while not {topic.name for topic in wanted} <= set(await admin.list_topics()):
             if time.monotonic() > deadline:
                 raise BrokerError(f"topics did not appear on {bootstrap} within {timeout_s} s")
             await asyncio.sleep(0.1)
-        return [names[t.name] for t in missing]
+        return [topic.name for topic in missing]
     finally:
         await admin.close()

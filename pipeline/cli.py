@@ -20,6 +20,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         metrics_port=getattr(args, "metrics_port", None),
         data_dir=getattr(args, "data_dir", None),
         consumer_group=getattr(args, "group", None),
+        replication_factor=getattr(args, "replication_factor", None),
     )
 
 
@@ -48,7 +49,8 @@ def cmd_topics_create(args: argparse.Namespace) -> None:
     from pipeline.topics import TOPICS
 
     settings = _settings(args)
-    created = asyncio.run(create_topics(_require_bootstrap(settings), TOPICS, settings.topic_prefix))
+    bootstrap = _require_bootstrap(settings)
+    created = asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor))
     print(f"created: {', '.join(created) or 'nothing, all topics exist'}")
 
 
@@ -67,7 +69,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     bootstrap = _require_bootstrap(settings)
-    asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix))
+    asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor))
     app, _ = create_app(settings, bootstrap)
     faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
 
@@ -113,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS)"
         )
 
+    def replication_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--replication-factor",
+            type=int,
+            metavar="N",
+            help="copies of every topic it creates (default: $INTERCEPTOR_REPLICATION_FACTOR, else 1)",
+        )
+
     broker = commands.add_parser("broker", help="run the embedded Tansu broker in the foreground")
     broker.add_argument("--host", default="127.0.0.1")
     broker.add_argument("--port", type=int, default=Settings().embedded_broker_port, help="0 = any free port")
@@ -123,11 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = topics.add_parser("create", help="create every catalogue topic that is missing")
     bootstrap_flag(create)
+    replication_flag(create)
     create.set_defaults(run=cmd_topics_create)
     topics.add_parser("table", help="print the catalogue as a Markdown table").set_defaults(run=cmd_topics_table)
 
     worker = commands.add_parser("worker", help="run the pipeline worker")
     bootstrap_flag(worker)
+    replication_flag(worker)
     worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     worker.add_argument("--data-dir", type=Path, help="local state directory (default .interceptor)")
     worker.add_argument("--group", help="consumer group (default interceptor)")

@@ -92,12 +92,13 @@ def run_demo(settings: Settings, duration_s: float | None) -> None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             broker = stack.enter_context(EmbeddedBroker(port=0, log_path=settings.data_dir / "demo-broker.log"))
             bootstrap = broker.bootstrap
+            settings = settings.with_overrides(replication_factor=1)  # one embedded broker holds one copy
             print(f"embedded Tansu broker on {bootstrap} (in memory)", flush=True)
         asyncio.run(_demo(settings, bootstrap, duration_s))
 
 
 async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) -> None:
-    await create_topics(bootstrap, TOPICS, settings.topic_prefix)
+    await create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor)
     worker = _start_worker(settings, bootstrap)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

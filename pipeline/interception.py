@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from pipeline.settings import Settings
 from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, TELECOM_EVENTS, VICTIM_REPORTS
+from processors.action_book import ActionBook, Withdrawal, ranked
 from processors.freeze_orders import FreezeBook, FreezeOrder
 from processors.lifecycle import AckOutcome, AckRefused, ActionLifecycle
 from processors.money_trail import MoneyTrail
 from processors.records import Transfer
 from processors.report_revisions import ReportRevisions
-from processors.telecom import SuspensionOrder, TelecomCorrelation, WarningOrder
+from processors.telecom import SuspensionOrder, TelecomCorrelation, TelecomDecisions, WarningOrder
 from schemas.decode import (
     Rejection,
     decode_action_ack,
@@ -70,14 +71,20 @@ UNKNOWN_TOPIC = Rejection("unknown_topic", "this topic is not an input of the pi
 
 
 class Interception:
-    """The money trail, telecom correlation, order books and action lifecycle, fed batch by batch."""
+    """The money trail, telecom correlation, action book and action lifecycle, fed batch by batch.
+
+    The freeze book and the telecom correlation decide what each action should say now; the one
+    action book decides which of that is a new version; the lifecycle hears of every version
+    (issued or restored) in ``_track``.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.revisions = ReportRevisions()
         self.trail = MoneyTrail(settings.trace)
-        self.book = FreezeBook(max_hops=settings.max_hops, hold_duration_ms=settings.hold_duration_ms)
+        self.freezes = FreezeBook(max_hops=settings.max_hops, hold_duration_ms=settings.hold_duration_ms)
         self.telecom = TelecomCorrelation(settings.telecom)
+        self.actions = ActionBook()
         self.lifecycle = ActionLifecycle(settings.sla)
         self._bank_topic = settings.topic(BANK_TRANSACTIONS)
         self._handlers: dict[str, Callable[[InputRecord, bytes, BatchResult], None]] = {
@@ -144,26 +151,17 @@ class Interception:
 
     def decide(self, now_ms: int, result: BatchResult) -> None:
         """Re-trace what changed and issue the orders whose content changed."""
-        traces = self.trail.retrace()
-        self.telecom.add_accounts(self.trail.drain_new_accounts())
-        decisions = self.telecom.decide(now_ms)
-        result.suspensions.extend(decisions.suspensions)
-        result.warnings.extend(decisions.warnings)
-        if traces or decisions.links:
-            result.orders.extend(self.book.update(traces, decisions.links, self.revisions, now_ms))
-        for action in result.actions:  # nothing is escalated here, so these are this batch's orders
-            self._track(action)
+        freezes, telecom = self._wanted(now_ms)
+        result.suspensions.extend(ranked(self.actions.settle(telecom.suspensions, now_ms)))
+        result.warnings.extend(self.actions.settle(telecom.warnings, now_ms))
+        result.orders.extend(ranked(self.actions.settle(freezes, now_ms)))
+        self._track(result.actions)  # nothing is escalated here, so these are this batch's orders
 
     def restore(self, action: IssuedAction) -> None:
-        """Start-up recovery: an action already on its topic, as the books and the lifecycle last saw it."""
-        if isinstance(action, FreezeOrder):
-            self.book.restore(action.action_id, action.version, action.fingerprint, action.escalation)
-        elif isinstance(action, SuspensionOrder):
-            self.telecom.restore("suspension", action.action_id, action.version, action.fingerprint, action.escalation)
-        else:
-            self.telecom.restore("warning", action.warning_id, action.version, action.fingerprint)
-            return
-        self._track(action)
+        """Start-up recovery: an action already on its topic, as the action book and the lifecycle last saw it."""
+        self.actions.restore(action)
+        if not isinstance(action, WarningOrder):  # warnings have no acks or SLA
+            self._track([action])
 
     def rebuild(self, now_ms: int) -> None:
         """After replaying the inputs: recompute every decision and match it to what was restored, issuing nothing.
@@ -171,33 +169,41 @@ class Interception:
         Whatever differs belongs to a batch that was published but not committed; it is
         redelivered next and decided again.
         """
-        traces = self.trail.retrace()
-        self.telecom.add_accounts(self.trail.drain_new_accounts())
-        decisions = self.telecom.decide(now_ms, rebuilding=True)
-        self.book.adopt(traces, decisions.links, self.revisions, now_ms)
+        freezes, telecom = self._wanted(now_ms)
+        self.actions.adopt([*freezes, *telecom.suspensions, *telecom.warnings])
 
     def escalate(self, now_ms: int) -> BatchResult:
         """Re-issue every action that missed its SLA, with raised priority."""
         result = BatchResult()
         for action_id in self.lifecycle.due(now_ms):
-            order = self.book.escalate(action_id, now_ms) or self.telecom.escalate(action_id, now_ms)
-            if order is not None:
-                result.escalated.append(order)
-                self._track(order)
+            order = self.actions.escalate(action_id, now_ms)
+            if order is not None:  # only freezes and suspensions are tracked, so only they fall due
+                result.escalated.append(cast(FreezeOrder | SuspensionOrder, order))
+        self._track(result.escalated)
         return result
 
-    def _track(self, action: FreezeOrder | SuspensionOrder) -> None:
-        self.lifecycle.issued(
-            action_id=action.action_id,
-            version=action.version,
-            kind=action.kind,
-            addressee=action.addressee,
-            priority=action.priority,
-            currency=action.currency if isinstance(action, FreezeOrder) else None,
-            active=action.status == "active" and not (isinstance(action, FreezeOrder) and action.hold == 0),
-            issued_at_ms=action.issued_at_ms,
-            report_received_at_ms=action.report_received_at_ms,
-        )
+    def _wanted(self, now_ms: int) -> tuple[list[FreezeOrder | Withdrawal], TelecomDecisions]:
+        """What every freeze, suspension and warning touched since the last call should say now."""
+        traces = self.trail.retrace()
+        self.telecom.add_accounts(self.trail.drain_new_accounts())
+        telecom = self.telecom.decide(now_ms)
+        freezes = self.freezes.update(traces, telecom.links, self.revisions, now_ms) if traces or telecom.links else []
+        return freezes, telecom
+
+    def _track(self, actions: Iterable[FreezeOrder | SuspensionOrder]) -> None:
+        """The one path into the lifecycle: every version the action book issues, and every one restored."""
+        for action in actions:
+            self.lifecycle.issued(
+                action_id=action.action_id,
+                version=action.version,
+                kind=action.kind,
+                addressee=action.addressee,
+                priority=action.priority,
+                currency=action.currency if isinstance(action, FreezeOrder) else None,
+                active=action.status == "active" and not (isinstance(action, FreezeOrder) and action.hold == 0),
+                issued_at_ms=action.issued_at_ms,
+                report_received_at_ms=action.report_received_at_ms,
+            )
 
     def process(self, records: Iterable[InputRecord], now_ms: int) -> BatchResult:
         result = BatchResult()

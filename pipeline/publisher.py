@@ -2,7 +2,8 @@
 
 Every action goes to its shared topic (the war room's view) and to ``<topic>.<addressee>``,
 so each institution reads only its own orders and the broker's ACLs can enforce that.
-Per-addressee topics are created the first time an addressee gets an order.
+Per-addressee topics are created the first time an addressee gets an order, with the
+same replication factor and configs as the catalogue's topics (``pipeline/broker.py`` ``new_topics``).
 Every message is encoded at most ``max_action_bytes`` long (``pipeline/encode.py``).
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -25,7 +25,7 @@ from pipeline.topics import (
     SUSPENSION_ACTIONS,
     VICTIM_WARNINGS,
     TopicSpec,
-    addressee_topic,
+    addressee_spec,
 )
 from processors.freeze_orders import FreezeOrder
 
@@ -56,8 +56,7 @@ class Publisher:
                 spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._keys, self._limits)
             else:
                 spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._keys, self._limits)
-            routed = self.settings.topic_prefix + addressee_topic(spec, action.addressee)
-            await self._ensure_routed(routed, spec)
+            routed = await self._ensure_routed(addressee_spec(spec, action.addressee))
             sends += [(self.settings.topic(spec), key, value), (routed, key, value)]
         for warning in result.warnings:
             key, value = encode_victim_warning(warning, self._keys, self._limits)
@@ -74,9 +73,12 @@ class Publisher:
                 log.warning("publishing failed (%s); attempt %d of %d", error, attempt, SEND_ATTEMPTS)
                 await asyncio.sleep(0.2 * attempt)
 
-    async def _ensure_routed(self, topic: str, spec: TopicSpec) -> None:
+    async def _ensure_routed(self, spec: TopicSpec) -> str:
+        """Create the per-addressee topic the first time it is needed; returns its name."""
+        topic = self.settings.topic(spec)
         if topic in self._routed:
-            return
-        await create_topics(self.bootstrap, [replace(spec, name=topic, per_addressee=False)])
+            return topic
+        await create_topics(self.bootstrap, [spec], self.settings.topic_prefix, self.settings.replication_factor)
         await self.producer.partitions_for(topic)  # a new topic has no leader for a moment
         self._routed.add(topic)
+        return topic

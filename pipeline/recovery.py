@@ -1,7 +1,7 @@
 """Rebuild the worker's state after a start or a takeover, from the topics themselves.
 
 The trace is a pure function of its inputs, so state is rebuilt by replaying the
-input topics up to the group's committed offsets, and the freeze book by reading
+input topics up to the group's committed offsets, and the action book by reading
 back every action already issued. Nothing is emitted while replaying: the batch
 after the committed offsets is redelivered and processed as usual.
 """

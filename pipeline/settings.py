@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(
         default="", pattern=r"^[A-Za-z0-9._-]*$", description="prepended to every catalogue topic (tests, tenants)"
     )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="copies of every topic the pipeline creates, per-addressee ones too; 3 on a production cluster",
+    )
 
     trace_window: timedelta = Field(default=timedelta(hours=72), description="follow money out within this of arrival")
     max_hops: int = Field(default=4, ge=0, le=16)

@@ -6,7 +6,7 @@ Topic creation, JSON Schema export and the README's topic table are all generate
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel
@@ -29,12 +29,25 @@ class TopicSpec:
     compacted: bool = False
     per_addressee: bool = False  # also routed to `<name>.<addressee>`, so each institution reads only its own
 
-    @property
-    def config(self) -> dict[str, str]:
-        return {
+    def config(self, replication_factor: int) -> dict[str, str]:
+        """The topic configs to create it with on a cluster that keeps ``replication_factor`` copies.
+
+        Replicated output topics also get ``min.insync.replicas`` = min(2, replication_factor).
+        The worker produces with ``acks=all`` and commits its input offsets once the broker has
+        acknowledged everything a batch produced (README, *Delivery, restarts and scaling*). But
+        ``acks=all`` waits only for the replicas in sync at that moment, which can be the leader alone.
+        Without a floor, losing that leader loses actions that the committed offsets say were sent.
+        With the floor, the broker refuses the write instead: the worker retries, and commits nothing
+        until it succeeds. Input topics are written by partners, whose producers choose their own
+        guarantees. With a replication factor of 2, one broker down stops the output topics.
+        """
+        config = {
             "retention.ms": str(self.retention_ms),
             "cleanup.policy": "compact" if self.compacted else "delete",
         }
+        if self.direction == "out" and replication_factor > 1:
+            config["min.insync.replicas"] = str(min(2, replication_factor))
+        return config
 
 
 VICTIM_REPORTS = TopicSpec(
@@ -133,6 +146,11 @@ def addressee_topic(spec: TopicSpec, addressee: str) -> str:
     """``freeze-actions.<addressee>``: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``."""
     safe = re.sub(r"[^a-z0-9_-]+", "-", addressee.lower()).strip("-")[:100] or "unknown"
     return f"{spec.name}.{safe}"
+
+
+def addressee_spec(spec: TopicSpec, addressee: str) -> TopicSpec:
+    """The per-addressee copy of a ``per_addressee`` topic: same key, partitions and configs, its own name."""
+    return replace(spec, name=addressee_topic(spec, addressee), per_addressee=False)
 
 
 def topic_table_markdown() -> str:

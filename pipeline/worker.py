@@ -177,14 +177,14 @@ class InterceptionWorker(mode.Service):
             for (institution, currency), held in self.interception.lifecycle.money_held().items():
                 metrics.money_held.labels(institution, currency).set(float(held))
         if result.actions or result.acks:
-            metrics.live_freeze_actions.set(len(self.interception.book.live_orders()))
+            metrics.live_freeze_actions.set(len(self.interception.actions.live("freeze")))
             for band, count in self.interception.lifecycle.open_by_band().items():
                 metrics.open_actions.labels(band).set(count)
 
     async def _recover(self) -> None:
         """Rebuild state for the partitions just assigned (start-up, or a standby taking over).
 
-        Actions already issued are read back first (the order books and the lifecycle), then the
+        Actions already issued are read back first (the action book and the lifecycle), then the
         inputs are replayed up to the committed offsets, acks included; nothing is published.
         """
         consumer = self._consumer

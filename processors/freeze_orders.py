@@ -1,11 +1,11 @@
-"""Turn trace results into versioned freeze orders: one live order per account and currency.
+"""Turn trace results into freeze orders: one order per account and currency.
 
-An order gets a new version only when what an institution would do about it
-changes (hold, priority, status or evidence), so redelivered or replayed input
-emits nothing new. What an order says is decided from the current state of its
-holding alone (its trace, else a payment-proxy link, else nothing: released), so
-the order in which traces and links arrive, or a restart between them, never
-changes the outcome.
+What an order says is decided from the current state of its holding alone (its
+trace, else a payment-proxy link, else nothing: a ``Withdrawal``), so the order in
+which traces and links arrive, or a restart between them, never changes the
+outcome. Versions are not kept here: the action book (``processors/action_book.py``)
+issues a new one only when what an institution would do about the order changes
+(hold, priority, status or evidence), so redelivered or replayed input emits nothing new.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from processors.action_book import Withdrawal, with_escalation
 from processors.money_trail import Holding, HoldingTrace, TrailStep, evidence_digest
 from processors.priority import freeze_priority
 from processors.records import AccountKey, Report, account_label
 from processors.telecom import AccountLink
-from processors.versions import VersionBook, escalated, escalated_priority, escalation_reason
 from schemas.fields import format_minor_units
 
 # What a consumer acts on; a change in any of it is a new version. The digest covers the evidence.
 Fingerprint = tuple[str, int, int, int, int, int, str, int]
 LINKED_PRIORITY = 30  # an account tied to a reported number, with no money traced to it: below any traced hold
+RELEASE_REASON = "a re-trace with later records attributes no reported money here: lift the hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,31 @@ class FreezeOrder:
             self.escalation,
         )
 
+    def escalated(self, level: int, now_ms: int) -> FreezeOrder:
+        return with_escalation(self, level, now_ms)
+
+    def released(self, now_ms: int) -> FreezeOrder:
+        """Lift the hold: same target, currency and hop, nothing held, no evidence."""
+        return replace(
+            self,
+            version=0,
+            status="released",
+            hold=0,
+            priority=0,
+            received=0,
+            moved_on=0,
+            report_ids=(),
+            txn_ids=(),
+            reasons=(RELEASE_REASON,),
+            trail=(),
+            issued_at_ms=now_ms,
+            hold_expires_at_ms=now_ms,
+            evidence_digest=evidence_digest((), ()),
+            escalation=0,
+            base_priority=0,
+            trail_steps_total=-1,
+        )
+
 
 def freeze_action_id(holding: Holding) -> str:
     """Stable across restarts and workers: derived from the target and currency alone."""
@@ -79,28 +105,16 @@ def freeze_action_id(holding: Holding) -> str:
 
 
 class FreezeBook:
-    """The last version issued for every action id, and the rule for issuing the next."""
+    """Traced holdings and payment-proxy links: what the freeze order of each holding should say now.
+
+    It keeps no versions: ``update`` returns proposals and withdrawals for the action book.
+    """
 
     def __init__(self, *, max_hops: int, hold_duration_ms: int) -> None:
         self._max_hops = max_hops
         self._hold_duration_ms = hold_duration_ms
-        self.versions: VersionBook[FreezeOrder] = VersionBook()
         self._traced: dict[Holding, HoldingTrace] = {}
         self._links: dict[AccountKey, tuple[AccountLink, Holding]] = {}
-
-    def __len__(self) -> int:
-        return len(self.versions)
-
-    def restore(self, action_id: str, version: int, fingerprint: Fingerprint, escalation: int = 0) -> None:
-        """Remember an order already on the actions topic (start-up recovery); keeps the highest version."""
-        self.versions.restore(action_id, version, fingerprint, escalation)
-
-    def live_orders(self) -> list[FreezeOrder]:
-        return [i.order for _, i in self.versions if i.order is not None and i.order.status == "active"]
-
-    def order(self, action_id: str) -> FreezeOrder | None:
-        issued = self.versions.get(action_id)
-        return issued.order if issued is not None else None
 
     def update(
         self,
@@ -108,48 +122,13 @@ class FreezeBook:
         links: Mapping[AccountKey, AccountLink | None],
         reports: Mapping[str, Report],
         now_ms: int,
-    ) -> list[FreezeOrder]:
-        """New order versions for the holdings whose trace or payment-proxy link changed, highest priority first."""
-        orders = []
+    ) -> list[FreezeOrder | Withdrawal]:
+        """Take the changed traces and links; what every holding they touched calls for now, by holding."""
+        wanted: list[FreezeOrder | Withdrawal] = []
         for holding in sorted(self._take(traces, links, reports)):
             order = self._decide(holding, reports, now_ms)
-            issued = self._released(holding, now_ms) if order is None else self._issue(order)
-            if issued is not None:
-                orders.append(issued)
-        orders.sort(key=lambda o: (-o.priority, o.action_id))
-        return orders
-
-    def adopt(
-        self,
-        traces: Mapping[Holding, HoldingTrace | None],
-        links: Mapping[AccountKey, AccountLink | None],
-        reports: Mapping[str, Report],
-        now_ms: int,
-    ) -> int:
-        """After recovery: take the rebuilt state and attach orders to restored versions, issuing nothing.
-
-        Returns how many restored versions matched. One that does not belongs to a batch published but
-        not committed: that batch is redelivered and decides it again.
-        """
-        adopted = 0
-        for holding in self._take(traces, links, reports):
-            order = self._decide(holding, reports, now_ms)
-            if order is None:
-                continue
-            issued = self.versions.get(order.action_id)
-            if issued is not None and self.versions.adopt(
-                order.action_id, order.fingerprint, replace(order, version=issued.version)
-            ):
-                adopted += 1
-        return adopted
-
-    def escalate(self, action_id: str, now_ms: int) -> FreezeOrder | None:
-        """Re-issue an active order that missed its SLA, with raised priority and an ``escalated`` reason."""
-        current = self.order(action_id)
-        if current is None or current.status != "active":
-            return None
-        order = escalated(current, self.versions.raise_escalation(action_id), now_ms)
-        return self._issue(order)
+            wanted.append(Withdrawal(freeze_action_id(holding)) if order is None else order)
+        return wanted
 
     def _take(
         self,
@@ -199,8 +178,6 @@ class FreezeBook:
             latest_report_ms=max((r.reported_at_ms for r in behind), default=trace.last_arrival_ms),
             report_count=len(trace.report_ids),
         )
-        level = self.versions.escalation(action_id)
-        reasons = _reasons(trace, hold)
         return FreezeOrder(
             action_id=action_id,
             version=0,
@@ -208,19 +185,18 @@ class FreezeBook:
             target=trace.account,
             currency=trace.currency,
             hold=hold,
-            priority=escalated_priority(base_priority, level),
+            priority=base_priority,
             hop=trace.hop,
             received=trace.received,
             moved_on=0 if trace.hub_reason else trace.moved_on,
             report_ids=trace.report_ids,
             txn_ids=tuple(dict.fromkeys(step.txn_id for step in trace.trail)),
-            reasons=(*reasons, escalation_reason(level)) if level else reasons,
+            reasons=_reasons(trace, hold),
             trail=trace.trail,
             issued_at_ms=now_ms,
             report_received_at_ms=min((r.received_at_ms for r in behind), default=now_ms),
             hold_expires_at_ms=max((r.received_at_ms for r in behind), default=now_ms) + self._hold_duration_ms,
             evidence_digest=_traced_evidence(trace),
-            escalation=level,
             base_priority=base_priority,
         )
 
@@ -230,71 +206,27 @@ class FreezeBook:
         behind = [reports[r] for r in link.report_ids if r in reports]
         if not behind:
             return None
-        action_id = freeze_action_id(holding)
-        level = self.versions.escalation(action_id)
-        reasons = (link.reason, "no reported money traced here: nothing to hold, flag for review")
         report_ids = tuple(r.report_id for r in behind)
         return FreezeOrder(
-            action_id=action_id,
+            action_id=freeze_action_id(holding),
             version=0,
             status="active",
             target=holding[0],
             currency=holding[1],
             hold=0,
-            priority=escalated_priority(LINKED_PRIORITY, level),
+            priority=LINKED_PRIORITY,
             hop=0,
             received=0,
             moved_on=0,
             report_ids=report_ids,
             txn_ids=(),
-            reasons=(*reasons, escalation_reason(level)) if level else reasons,
+            reasons=(link.reason, "no reported money traced here: nothing to hold, flag for review"),
             trail=(),
             issued_at_ms=now_ms,
             report_received_at_ms=min(r.received_at_ms for r in behind),
             hold_expires_at_ms=max(r.received_at_ms for r in behind) + self._hold_duration_ms,
             evidence_digest=evidence_digest(report_ids, (), (link.reason,)),
-            escalation=level,
             base_priority=LINKED_PRIORITY,
-        )
-
-    def _issue(self, order: FreezeOrder) -> FreezeOrder | None:
-        version = self.versions.next_version(order.action_id, order.fingerprint)
-        if version is None:
-            known = self.versions.get(order.action_id)
-            if known is not None and known.order is None:  # restored at start-up: adopt the rebuilt order
-                self.versions.adopt(order.action_id, order.fingerprint, replace(order, version=known.version))
-            return None
-        issued = replace(order, version=version)
-        self.versions.record(order.action_id, version, order.fingerprint, issued)
-        return issued
-
-    def _released(self, holding: Holding, now_ms: int) -> FreezeOrder | None:
-        action_id = freeze_action_id(holding)
-        known = self.versions.get(action_id)
-        if known is None or known.fingerprint[0] == "released":  # type: ignore[index]
-            return None
-        previous = known.order
-        return self._issue(
-            FreezeOrder(
-                action_id=action_id,
-                version=0,
-                status="released",
-                target=holding[0],
-                currency=holding[1],
-                hold=0,
-                priority=0,
-                hop=known.fingerprint[3],  # type: ignore[index]
-                received=0,
-                moved_on=0,
-                report_ids=(),
-                txn_ids=(),
-                reasons=("a re-trace with later records attributes no reported money here: lift the hold",),
-                trail=(),
-                issued_at_ms=now_ms,
-                report_received_at_ms=previous.report_received_at_ms if previous else now_ms,
-                hold_expires_at_ms=now_ms,
-                evidence_digest=evidence_digest((), ()),
-            )
         )
 
 

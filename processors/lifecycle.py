@@ -2,7 +2,7 @@
 
 The pipeline tells ``ActionLifecycle`` about every action version it emits (``issued``) and
 every acknowledgement an institution sends (``acknowledge``); it asks which actions missed
-their SLA (``due``) and re-issues those through the order book as a new, escalated version.
+their SLA (``due``) and re-issues those through the action book as a new, escalated version.
 
 Rules:
 
@@ -24,7 +24,7 @@ Rules:
 - Acks are idempotent: the same ack delivered twice (same version, addressee, status,
   amount and acknowledgement time) changes nothing the second time and is marked
   ``duplicate`` so the pipeline does not count it again.
-- Versions of an action are consecutive from 1 (``processors/versions.py``), so any
+- Versions of an action are consecutive from 1 (``processors/action_book.py``), so any
   version up to the latest one seen was issued, even if the compacted actions topic no
   longer holds it.
 

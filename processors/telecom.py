@@ -64,12 +64,12 @@ subscriber, counterparty, ``registered_id``, ``imei`` and ``ip``) and deduplicat
 id, and what a report implies is a pure function of the report and those indexes. A report
 is recomputed when it arrives or when an event arrives under a key it read; the orders of
 every target and warned number a recomputation touched are then rebuilt from all the reports
-behind them, and a new version is issued only when the fingerprint changes. A target or
-warning no longer implied by anything (a corrected report; a warned number that turned out a
-suspect) is re-issued once with status ``released``, priority 0 and no reports or evidence.
-Versions restored at start-up are adopted, without a new version, when ``decide`` rebuilds the
-same fingerprint. Fingerprints hold ``evidence_digest``, not the report and event ids themselves:
-the wire lists only the first ``max_listed_ids`` of them, and a version restored from it must
+behind them. A target or warning no longer implied by anything (a corrected report; a warned
+number that turned out a suspect) is withdrawn. ``decide`` keeps no versions: the action book
+(``processors/action_book.py``) issues a new version only when the fingerprint changes, and a
+withdrawn action is re-issued once with status ``released``, priority 0 and no reports or
+evidence. Fingerprints hold ``evidence_digest``, not the report and event ids themselves: the
+wire lists only the first ``max_listed_ids`` of them, and a version restored from it must
 still match the full content.
 An event id seen before is ignored, even if its content differs (first delivery wins).
 """
@@ -80,11 +80,11 @@ import hashlib
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar, cast
+from typing import TypeVar
 
+from processors.action_book import Withdrawal, with_escalation
 from processors.records import AccountKey, Report, TelecomEvent
 from processors.takedowns import platform_for_url
-from processors.versions import Issued, VersionBook, escalated, escalated_priority, escalation_reason, ids_digest
 
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -107,6 +107,7 @@ WarningFingerprint = tuple[str, str, str, str, int, str]
 IndexKey = tuple[str, str]  # ("msisdn" | "registered_id" | "imei" | "ip", value)
 Stamp = tuple[int, str, str]  # (at_ms, event_id, operator): the latest is the greatest
 Contact = tuple[int, str, str]  # (at_ms, event_id, scammer msisdn): the most recent is the greatest
+RELEASE_REASON = "no report implicates this target any more (a report was corrected): lift the suspension"
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,25 @@ class SuspensionOrder:
             self.escalation,
         )
 
+    def escalated(self, level: int, now_ms: int) -> SuspensionOrder:
+        return with_escalation(self, level, now_ms)
+
+    def released(self, now_ms: int) -> SuspensionOrder:
+        """Lift the suspension at the addressee it went to: priority 0, no reports or evidence."""
+        return replace(
+            self,
+            version=0,
+            priority=0,
+            reasons=(RELEASE_REASON,),
+            report_ids=(),
+            evidence=(),
+            issued_at_ms=now_ms,
+            evidence_digest=suspension_digest((), ()),
+            escalation=0,
+            base_priority=0,
+            status="released",
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WarningOrder:
@@ -162,6 +182,13 @@ class WarningOrder:
     evidence_digest: str  # warning_digest(report_ids), of the full list even when restored from a cut one
     status: str = "active"  # released: the number turned out to be a suspect, or no report reaches it any more
 
+    kind = "warning"
+    escalation = 0  # a warning goes to the victim's operator with no SLA: it is never escalated
+
+    @property
+    def action_id(self) -> str:
+        return self.warning_id
+
     @property
     def fingerprint(self) -> WarningFingerprint:
         return (
@@ -171,6 +198,15 @@ class WarningOrder:
             self.scammer_msisdn,
             self.last_contact_at_ms,
             self.evidence_digest,
+        )
+
+    def escalated(self, level: int, now_ms: int) -> None:
+        return None
+
+    def released(self, now_ms: int) -> WarningOrder:
+        """Tell the operator the warning no longer stands: same number and contact, no reports."""
+        return replace(
+            self, version=0, report_ids=(), issued_at_ms=now_ms, evidence_digest=warning_digest(()), status="released"
         )
 
 
@@ -186,8 +222,10 @@ class AccountLink:
 
 @dataclass
 class TelecomDecisions:
-    suspensions: list[SuspensionOrder] = field(default_factory=list)  # new versions, highest priority first
-    warnings: list[WarningOrder] = field(default_factory=list)  # new versions
+    """What every suspension and warning a recomputation touched should say now, for the action book."""
+
+    suspensions: list[SuspensionOrder | Withdrawal] = field(default_factory=list)  # by target
+    warnings: list[WarningOrder | Withdrawal] = field(default_factory=list)  # by warned number
     links: dict[AccountKey, AccountLink | None] = field(default_factory=dict)  # None: the link is gone
 
 
@@ -198,6 +236,21 @@ def suspension_action_id(target_type: str, target: str) -> str:
 
 def warning_id(msisdn: str) -> str:
     return "wrn-" + hashlib.sha256(msisdn.encode()).hexdigest()[:24]
+
+
+def ids_digest(*lists: tuple[str, ...]) -> str:
+    """``sha256:<hex>`` of whole lists of ids, so an action listing only part of them still pins all of them.
+
+    Every list and every id is length-prefixed: no two different sequences of lists share a digest.
+    """
+    digest = hashlib.sha256()
+    for ids in lists:
+        digest.update(f"{len(ids)}\x00".encode())
+        for part in ids:
+            encoded = part.encode()
+            digest.update(f"{len(encoded)}:".encode())
+            digest.update(encoded)
+    return "sha256:" + digest.hexdigest()
 
 
 def suspension_digest(report_ids: tuple[str, ...], evidence: tuple[str, ...]) -> str:
@@ -418,19 +471,19 @@ def _iso(ms: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_Order = TypeVar("_Order", SuspensionOrder, WarningOrder)
 _Key = TypeVar("_Key", bound=Hashable)
 
 
 class TelecomCorrelation:
-    """Reports and telecom events, correlated into versioned suspensions, warnings and payment-proxy links."""
+    """Reports and telecom events, correlated into suspensions, warnings and payment-proxy links.
+
+    It keeps the correlation state only; ``decide`` returns what the touched actions should say now.
+    """
 
     def __init__(self, settings: TelecomSettings) -> None:
         self.settings = settings
         self.index = TelecomIndex()
         self.reports: dict[str, Report] = {}
-        self.suspensions: VersionBook[SuspensionOrder] = VersionBook()
-        self.warnings: VersionBook[WarningOrder] = VersionBook()
         self._implied: dict[str, Implied] = {}
         self._readers: dict[IndexKey, set[str]] = {}  # index key -> reports computed from it
         self._claimants: dict[Target, set[str]] = {}  # target -> reports claiming it
@@ -443,7 +496,6 @@ class TelecomCorrelation:
         self._dirty_reports: set[str] = set()
         self._dirty_warned: set[str] = set()
         self._dirty_accounts: set[AccountKey] = set()
-        self._rebuilding = False
 
     def add_event(self, event: TelecomEvent) -> bool:
         """Index a telecom event; False for a redelivered ``event_id``."""
@@ -490,12 +542,11 @@ class TelecomCorrelation:
             if key in watched:
                 dirty.add(account)
 
-    def decide(self, now_ms: int, *, rebuilding: bool = False) -> TelecomDecisions:
-        """Recompute what changed since the last call; new versions only. ``now_ms`` only stamps them.
+    def decide(self, now_ms: int) -> TelecomDecisions:
+        """Recompute what changed since the last call: every touched target and warned number, what it calls for.
 
-        ``rebuilding`` (after a restart's replay) issues nothing: it only adopts restored versions.
+        ``now_ms`` only stamps the orders.
         """
-        self._rebuilding = rebuilding
         targets: set[Target] = set()
         warned, self._dirty_warned = self._dirty_warned, set()
         dirty, self._dirty_reports = self._dirty_reports, set()
@@ -510,54 +561,9 @@ class TelecomCorrelation:
             targets.update(new.claims)
             warned.update(new.contacts, new.suspects)
 
-        suspensions = [o for o in (self._decide_suspension(t, now_ms) for t in sorted(targets)) if o is not None]
-        suspensions.sort(key=lambda o: (-o.priority, o.action_id))
-        warnings = [o for o in (self._decide_warning(n, now_ms) for n in sorted(warned)) if o is not None]
+        suspensions = [self._decide_suspension(target, now_ms) for target in sorted(targets)]
+        warnings = [self._decide_warning(number, now_ms) for number in sorted(warned)]
         return TelecomDecisions(suspensions, warnings, self._decide_links())
-
-    def escalate(self, action_id: str, now_ms: int) -> SuspensionOrder | None:
-        """Re-issue an active suspension that missed its SLA, with raised priority and an ``escalated`` reason."""
-        issued = self.suspensions.get(action_id)
-        current = issued.order if issued is not None else None
-        if current is None or current.status != "active":
-            return None
-        order = escalated(current, self.suspensions.raise_escalation(action_id), now_ms)
-        return self._issue(self.suspensions, action_id, order)
-
-    def restore(
-        self,
-        kind: Literal["suspension", "warning"],
-        action_id: str,
-        version: int,
-        fingerprint: SuspensionFingerprint | WarningFingerprint,
-        escalation: int = 0,
-    ) -> None:
-        """Remember a version already on an actions topic (start-up recovery); keeps the highest version.
-
-        The order behind it is adopted, without a new version, when ``decide`` rebuilds the same content.
-        """
-        book: VersionBook[SuspensionOrder] | VersionBook[WarningOrder]
-        book = self.suspensions if kind == "suspension" else self.warnings
-        book.restore(action_id, version, fingerprint, escalation)
-
-    def _issue(self, book: VersionBook[_Order], action_id: str, order: _Order) -> _Order | None:
-        """Record and return the order as a new version, or None if its content was issued last.
-
-        While rebuilding after a restart nothing is issued: a restored version with the same content
-        adopts the order, and any other content belongs to a batch that will be redelivered.
-        """
-        fingerprint = order.fingerprint
-        version = book.next_version(action_id, fingerprint)
-        if version is None:
-            known = book.get(action_id)
-            if known is not None and known.order is None:  # restored at start-up: adopt the rebuilt order
-                book.adopt(action_id, fingerprint, replace(order, version=known.version))
-            return None
-        if self._rebuilding:
-            return None
-        issued = replace(order, version=version)
-        book.record(action_id, version, fingerprint, issued)
-        return issued
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
@@ -597,12 +603,12 @@ class TelecomCorrelation:
 
     # -- decisions ---------------------------------------------------------------------------------
 
-    def _decide_suspension(self, target: Target, now_ms: int) -> SuspensionOrder | None:
+    def _decide_suspension(self, target: Target, now_ms: int) -> SuspensionOrder | Withdrawal:
         target_type, value = target
         action_id = suspension_action_id(target_type, value)
         behind = sorted(self._claimants.get(target, ()))
         if not behind:
-            return self._released_suspension(action_id, target, now_ms)
+            return Withdrawal(action_id)
         claims = [self._implied[r].claims[target] for r in behind]
         reports = [self.reports[r] for r in behind]
         named = sum(1 for c in claims if c.direct)
@@ -627,89 +633,32 @@ class TelecomCorrelation:
                 base = max(LINK_PRIORITY[kind] for kind, _ in links)
                 reasons = [reason for _, reason in links]
                 reasons.append("not reported itself: linked to a reported number, lower priority")
-        level = self.suspensions.escalation(action_id)
-        if level:
-            reasons.append(escalation_reason(level))
         report_ids = tuple(behind)
         evidence = tuple(event_id for _, event_id in sorted({e for c in claims for e in c.evidence}))
-        order = SuspensionOrder(
+        return SuspensionOrder(
             action_id=action_id,
             version=0,
             target_type=target_type,
             target=value,
             addressee=addressee,
-            priority=escalated_priority(base, level),
+            priority=base,
             reasons=tuple(reasons),
             report_ids=report_ids,
             evidence=evidence,
             issued_at_ms=now_ms,
             report_received_at_ms=min(r.received_at_ms for r in reports),
             evidence_digest=suspension_digest(report_ids, evidence),
-            escalation=level,
             base_priority=base,
         )
-        return self._issue(self.suspensions, action_id, order)
 
-    def _released_suspension(self, action_id: str, target: Target, now_ms: int) -> SuspensionOrder | None:
-        known = self.suspensions.get(action_id)
-        if known is None or _status(known) == "released":
-            return None
-        previous = known.order
-        # A version restored at start-up and never rebuilt is known only by its fingerprint.
-        addressee = previous.addressee if previous is not None else cast(SuspensionFingerprint, known.fingerprint)[3]
-        return self._issue(
-            self.suspensions,
-            action_id,
-            SuspensionOrder(
-                action_id=action_id,
-                version=0,
-                target_type=target[0],
-                target=target[1],
-                addressee=addressee,
-                priority=0,
-                reasons=("no report implicates this target any more (a report was corrected): lift the suspension",),
-                report_ids=(),
-                evidence=(),
-                issued_at_ms=now_ms,
-                report_received_at_ms=previous.report_received_at_ms if previous is not None else now_ms,
-                evidence_digest=suspension_digest((), ()),
-                status="released",
-            ),
-        )
-
-    def _decide_warning(self, number: str, now_ms: int) -> WarningOrder | None:
+    def _decide_warning(self, number: str, now_ms: int) -> WarningOrder | Withdrawal:
         action_id = warning_id(number)
         behind = sorted(self._contacted.get(number, ()))
         if not behind or number in self._suspected:
-            known = self.warnings.get(action_id)
-            if known is None or _status(known) == "released":
-                return None
-            previous = known.order
-            if previous is None:  # restored at start-up and never rebuilt: only the fingerprint is known
-                _, msisdn, operator, scammer, last_contact_at_ms, _ = cast(WarningFingerprint, known.fingerprint)
-                previous = WarningOrder(
-                    warning_id=action_id,
-                    version=0,
-                    msisdn=msisdn,
-                    operator=operator,
-                    scammer_msisdn=scammer,
-                    last_contact_at_ms=last_contact_at_ms,
-                    report_ids=(),
-                    issued_at_ms=now_ms,
-                    evidence_digest=warning_digest(()),
-                )
-            released = replace(
-                previous,
-                version=0,
-                report_ids=(),
-                issued_at_ms=now_ms,
-                evidence_digest=warning_digest(()),
-                status="released",
-            )
-            return self._issue(self.warnings, action_id, released)
+            return Withdrawal(action_id)
         at_ms, _, scammer = max(self._implied[r].contacts[number] for r in behind)
         report_ids = tuple(behind)
-        order = WarningOrder(
+        return WarningOrder(
             warning_id=action_id,
             version=0,
             msisdn=number,
@@ -720,7 +669,6 @@ class TelecomCorrelation:
             issued_at_ms=now_ms,
             evidence_digest=warning_digest(report_ids),
         )
-        return self._issue(self.warnings, action_id, order)
 
     def _decide_links(self) -> dict[AccountKey, AccountLink | None]:
         changed: dict[AccountKey, AccountLink | None] = {}
@@ -748,11 +696,6 @@ class TelecomCorrelation:
             report_ids=tuple(sorted(self._naming[phone])),
             reason=f"account number {account[2]} is reported scammer number {phone} used as a payment proxy",
         )
-
-
-def _status(issued: Issued[SuspensionOrder] | Issued[WarningOrder]) -> object:
-    fingerprint = issued.fingerprint
-    return fingerprint[0] if isinstance(fingerprint, tuple) and fingerprint else None
 
 
 def _discard(mapping: dict[_Key, set[str]], key: _Key, member: str) -> None:

@@ -26,7 +26,7 @@ def test_the_case_taints_every_account_within_max_hops_and_each_keeps_its_share(
     assert {account for account, _ in holdings} == set(case.accounts)
     assert all(trace.remaining == CASE_HOLD_MINOR for trace in holdings.values())
     assert max(trace.hop for trace in holdings.values()) == settings.max_hops
-    assert len(interception.book.live_orders()) == 200
+    assert len(interception.actions.live("freeze")) == 200
 
 
 def test_the_fanout_is_the_smallest_that_reaches_the_accounts() -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pydantic
 import pytest
 
+from pipeline.cli import _settings, build_parser
 from pipeline.settings import Settings
 from pipeline.topics import FREEZE_ACTIONS
 
@@ -34,3 +35,15 @@ def test_settings_are_frozen_and_checked() -> None:
 
 def test_topic_prefix_applies_to_every_topic() -> None:
     assert Settings(topic_prefix="tenant-a.").topic(FREEZE_ACTIONS) == "tenant-a.freeze-actions"
+
+
+def test_replication_factor_comes_from_the_environment_and_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().replication_factor == 1
+    monkeypatch.setenv("INTERCEPTOR_REPLICATION_FACTOR", "3")
+    assert Settings().replication_factor == 3
+    parser = build_parser()
+    assert _settings(parser.parse_args(["topics", "create"])).replication_factor == 3
+    assert _settings(parser.parse_args(["topics", "create", "--replication-factor", "2"])).replication_factor == 2
+    assert _settings(parser.parse_args(["worker", "--replication-factor", "5"])).replication_factor == 5
+    with pytest.raises(pydantic.ValidationError):
+        _settings(parser.parse_args(["worker", "--replication-factor", "0"]))

@@ -2,6 +2,7 @@
 
 The traces come from a real ``MoneyTrail``, so the orders are the ones the
 pipeline would issue for the same events; payment-proxy links are made by hand.
+Versions come from an ``ActionBook``, as in the pipeline.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from processors.action_book import ActionBook, ranked
 from processors.freeze_orders import LINKED_PRIORITY, FreezeBook, FreezeOrder, freeze_action_id
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TraceSettings
 from processors.records import AccountKey, Report, Transfer
@@ -38,16 +40,48 @@ def report(report_id: str, *transfers: Transfer) -> Report:
     return Report(report_id, reported_at_ms, reported_at_ms + 5, f"victim-{report_id}", "TH", "romance", transfers)
 
 
-def new_book() -> FreezeBook:
-    return FreezeBook(max_hops=SETTINGS.max_hops, hold_duration_ms=DAY_MS)
+class Book:
+    """The freeze decisions and the action book, settled the way ``pipeline/interception.py`` settles them."""
+
+    def __init__(self) -> None:
+        self.freezes = FreezeBook(max_hops=SETTINGS.max_hops, hold_duration_ms=DAY_MS)
+        self.actions = ActionBook()
+
+    def update(
+        self,
+        traces: Mapping[Holding, HoldingTrace | None],
+        links: Links,
+        reports: Mapping[str, Report],
+        now_ms: int,
+    ) -> list[FreezeOrder]:
+        """New order versions, highest priority first."""
+        return ranked(self.actions.settle(self.freezes.update(traces, links, reports, now_ms), now_ms))
+
+    def adopt(
+        self, traces: Mapping[Holding, HoldingTrace | None], links: Links, reports: Mapping[str, Report], now_ms: int
+    ) -> int:
+        """Start-up recovery: how many restored versions the rebuilt orders matched; nothing is issued."""
+        return self.actions.adopt(self.freezes.update(traces, links, reports, now_ms))
+
+    def restore(self, order: FreezeOrder) -> None:
+        self.actions.restore(order)
+
+    def order(self, action_id: str) -> FreezeOrder | None:
+        order = self.actions.last(action_id)
+        assert order is None or isinstance(order, FreezeOrder)
+        return order
+
+
+def new_book() -> Book:
+    return Book()
 
 
 class Pipeline:
     """The trail and the book, fed the way ``pipeline/interception.py`` feeds them."""
 
-    def __init__(self, book: FreezeBook | None = None) -> None:
+    def __init__(self, book: Book | None = None) -> None:
         self.trail = MoneyTrail(SETTINGS)
-        self.book = book if book is not None else new_book()  # an empty book is falsy (it has a length)
+        self.book = book if book is not None else new_book()
         self.traces: Mapping[Holding, HoldingTrace | None] = {}
         self.links: Links = {}
 
@@ -192,8 +226,8 @@ def test_after_restore_a_changed_order_continues_the_version_and_an_unchanged_on
     book = new_book()
     for order in before_restart.values():
         # As recovered from the actions topic, where the order had reached version 7.
-        book.restore(order.action_id, 7, order.fingerprint)
-    book.restore(before_restart["a"].action_id, 3, before_restart["a"].fingerprint)  # older copy: ignored
+        book.restore(replace(order, version=7))
+    book.restore(replace(before_restart["a"], version=3))  # older copy: ignored
 
     restarted = Pipeline(book)
     assert restarted.feed(R1, A_TO_B) == {}
@@ -291,10 +325,11 @@ def test_after_restore_and_adopt_nothing_is_issued_and_a_later_link_removal_rele
 
     book = new_book()
     for order in before_restart.values():
-        book.restore(order.action_id, 7, order.fingerprint)  # as recovered from the actions topic
+        book.restore(replace(order, version=7, issued_at_ms=0))  # as recovered from the actions topic
     restarted = Pipeline(book)
     assert restarted.rebuild(*events, links=links) == 3
-    assert all(book.order(order.action_id) is not None for order in before_restart.values())
+    # The rebuilt orders are adopted at the restored version.
+    assert all(book.order(o.action_id) == replace(o, version=7) for o in before_restart.values())
 
     # The same traces and links again (a redelivered batch): nothing new.
     assert book.update(restarted.traces, links, restarted.trail.reports, NOW_MS + 1) == []

@@ -167,7 +167,7 @@ def test_an_escalated_version_leaves_due_and_comes_back_only_after_its_own_sla()
     missed = T0 + 15 * MINUTE + 1
     assert life.due(missed) == ["frz-1"]
 
-    # The caller re-issues through the order book: priority +10, now critical.
+    # The caller re-issues through the action book: priority +10, now critical.
     issue(life, version=2, priority=HIGH + 10, at_ms=missed)
 
     assert life.due(missed) == []

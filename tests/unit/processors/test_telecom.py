@@ -1,9 +1,13 @@
-"""Telecom correlation (processors/telecom.py): suspensions, takedowns, victim warnings and payment-proxy links."""
+"""Telecom correlation (processors/telecom.py): suspensions, takedowns, victim warnings and payment-proxy links.
+
+Versions come from an ``ActionBook``, settled as ``pipeline/interception.py`` settles them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
+from processors.action_book import ActionBook, ranked
 from processors.records import AccountKey, Report, TelecomEvent, Transfer
 from processors.telecom import (
     DIRECT_PRIORITY,
@@ -50,8 +54,49 @@ def call(event_id: str, caller: str, callee: str, at: int = T0 - HOUR, operator:
     return TelecomEvent(event_id, operator, "call", caller, at, counterparty_msisdn=callee)
 
 
-def feed(*items: Report | TelecomEvent, correlation: TelecomCorrelation | None = None) -> TelecomCorrelation:
-    correlation = correlation if correlation is not None else TelecomCorrelation(SETTINGS)
+@dataclass
+class Issued:
+    suspensions: list[SuspensionOrder] = field(default_factory=list)  # new versions, highest priority first
+    warnings: list[WarningOrder] = field(default_factory=list)  # new versions
+    links: dict[AccountKey, AccountLink | None] = field(default_factory=dict)  # None: the link is gone
+
+
+class Correlated:
+    """A correlation and its action book."""
+
+    def __init__(self, settings: TelecomSettings = SETTINGS) -> None:
+        self.correlation = TelecomCorrelation(settings)
+        self.book = ActionBook()
+
+    def add_report(self, report: Report) -> bool:
+        return self.correlation.add_report(report)
+
+    def add_event(self, event: TelecomEvent) -> bool:
+        return self.correlation.add_event(event)
+
+    def add_accounts(self, accounts: list[AccountKey]) -> None:
+        self.correlation.add_accounts(accounts)
+
+    def decide(self, now_ms: int) -> Issued:
+        decisions: TelecomDecisions = self.correlation.decide(now_ms)
+        return Issued(
+            ranked(self.book.settle(decisions.suspensions, now_ms)),
+            self.book.settle(decisions.warnings, now_ms),
+            decisions.links,
+        )
+
+    def escalate(self, action_id: str, now_ms: int) -> SuspensionOrder | None:
+        order = self.book.escalate(action_id, now_ms)
+        assert order is None or isinstance(order, SuspensionOrder)
+        return order
+
+    def restore(self, order: SuspensionOrder | WarningOrder) -> None:
+        """As read back from an actions topic at start-up."""
+        self.book.restore(order)
+
+
+def feed(*items: Report | TelecomEvent, correlation: Correlated | None = None) -> Correlated:
+    correlation = correlation if correlation is not None else Correlated()
     for item in items:
         if isinstance(item, Report):
             correlation.add_report(item)
@@ -60,11 +105,11 @@ def feed(*items: Report | TelecomEvent, correlation: TelecomCorrelation | None =
     return correlation
 
 
-def suspensions(decisions: TelecomDecisions) -> dict[tuple[str, str], SuspensionOrder]:
+def suspensions(decisions: Issued) -> dict[tuple[str, str], SuspensionOrder]:
     return {(o.target_type, o.target): o for o in decisions.suspensions}
 
 
-def warnings(decisions: TelecomDecisions) -> dict[str, WarningOrder]:
+def warnings(decisions: Issued) -> dict[str, WarningOrder]:
     return {o.msisdn: o for o in decisions.warnings}
 
 
@@ -99,7 +144,7 @@ def test_a_reported_number_without_events_goes_to_the_default_addressee() -> Non
     order = suspensions(c.decide(NOW))[msisdn(SCAMMER)]
     assert order.addressee == "war-room"
     assert order.evidence == ()
-    c = TelecomCorrelation(TelecomSettings(default_addressee="nbtc-desk"))
+    c = Correlated(TelecomSettings(default_addressee="nbtc-desk"))
     c.add_report(report("r1", SCAMMER))
     assert suspensions(c.decide(NOW))[msisdn(SCAMMER)].addressee == "nbtc-desk"
 
@@ -131,7 +176,7 @@ def test_window_edges_are_inclusive_and_nothing_beyond_counts() -> None:
 
 
 def test_the_window_follows_the_settings() -> None:
-    c = TelecomCorrelation(TelecomSettings(window_back_ms=HOUR, window_forward_ms=0))
+    c = Correlated(TelecomSettings(window_back_ms=HOUR, window_forward_ms=0))
     feed(
         report("r1", SCAMMER),
         event("in", "sms", SCAMMER, T0 - HOUR, counterparty_msisdn=VICTIM),
@@ -167,7 +212,7 @@ def test_a_later_event_issues_a_new_version_with_more_evidence() -> None:
     second = suspensions(c.decide(NOW + 1))[msisdn(SCAMMER)]
     assert (first.version, second.version) == (1, 2)
     assert second.evidence == ("e1", "e2")
-    assert c.decide(NOW + 2) == TelecomDecisions()
+    assert c.decide(NOW + 2) == Issued()
 
 
 # -- links ----------------------------------------------------------------------------------------
@@ -307,10 +352,10 @@ def test_scam_urls_become_takedowns_at_the_hosting_platform() -> None:
 
 
 def test_a_report_without_phones_or_urls_is_kept_but_implies_nothing() -> None:
-    c = TelecomCorrelation(SETTINGS)
+    c = Correlated()
     assert c.add_report(report("r1"))
-    assert "r1" in c.reports
-    assert c.decide(NOW) == TelecomDecisions()
+    assert "r1" in c.correlation.reports
+    assert c.decide(NOW) == Issued()
 
 
 # -- victim warnings -----------------------------------------------------------------------------
@@ -381,7 +426,7 @@ def test_a_warned_number_that_turns_out_a_suspect_is_released() -> None:
     assert (released.status, released.version, released.report_ids) == ("released", 2, ())
     assert released.scammer_msisdn == SCAMMER
     assert msisdn(VICTIM) in suspensions(decisions)
-    assert c.decide(NOW + 2) == TelecomDecisions()
+    assert c.decide(NOW + 2) == Issued()
 
 
 # -- corrections and releases ------------------------------------------------------------------------
@@ -416,7 +461,7 @@ def test_redelivered_events_and_reports_issue_nothing_new() -> None:
     assert not c.add_event(call("c1", SCAMMER, VICTIM_2, T0))  # a reused event id is the first delivery
     assert not c.add_report(report("r1", SCAMMER, urls=("https://line.me/x",)))
     assert not c.add_report(report("r1", SCAMMER, urls=("https://line.me/x",), received=T0 + 99))
-    assert c.decide(NOW + 1) == TelecomDecisions()
+    assert c.decide(NOW + 1) == Issued()
 
 
 def test_a_report_that_changes_nothing_telecom_related_issues_nothing() -> None:
@@ -453,7 +498,7 @@ def test_escalate_raises_priority_and_versions() -> None:
     assert page is not None and page.priority == URL_PRIORITY + 10
 
 
-def test_escalate_ignores_ids_it_does_not_own() -> None:
+def test_escalate_ignores_unknown_ids_and_never_escalates_a_warning() -> None:
     c = feed(report("r1", SCAMMER), call("c1", SCAMMER, VICTIM))
     c.decide(NOW)
     assert c.escalate("frz-0123456789abcdef01234567", NOW) is None
@@ -466,12 +511,11 @@ def test_restored_versions_are_adopted_without_reissuing() -> None:
     escalated = before.escalate(first.suspensions[0].action_id, NOW)
     assert escalated is not None
 
-    after = TelecomCorrelation(SETTINGS)
-    after.restore("suspension", escalated.action_id, escalated.version, escalated.fingerprint, escalated.escalation)
-    warned = first.warnings[0]
-    after.restore("warning", warned.warning_id, warned.version, warned.fingerprint)
+    after = Correlated()
+    after.restore(escalated)
+    after.restore(first.warnings[0])
     feed(report("r1", SCAMMER), call("c1", SCAMMER, VICTIM), correlation=after)
-    assert after.decide(NOW + 1) == TelecomDecisions()
+    assert after.decide(NOW + 1) == Issued()
     # The adopted order can be escalated further.
     further = after.escalate(escalated.action_id, NOW + 2)
     assert further is not None and (further.version, further.escalation) == (escalated.version + 1, 2)
@@ -480,11 +524,11 @@ def test_restored_versions_are_adopted_without_reissuing() -> None:
 def test_a_restored_version_that_nothing_implies_any_more_is_released() -> None:
     before = feed(report("r1", SCAMMER), call("c1", SCAMMER, VICTIM))
     issued = before.decide(NOW)
-    after = TelecomCorrelation(SETTINGS)
+    after = Correlated()
     for order in issued.suspensions:
-        after.restore("suspension", order.action_id, order.version, order.fingerprint)
+        after.restore(order)
     for warning in issued.warnings:
-        after.restore("warning", warning.warning_id, warning.version, warning.fingerprint)
+        after.restore(warning)
     feed(report("r1", SCAMMER), call("c1", SCAMMER, VICTIM), correlation=after)
     after.decide(NOW)
     after.add_report(report("r1", SCAMMER_2))  # corrected while we were down
@@ -501,15 +545,15 @@ def _many_reports_and_calls() -> list[Report | TelecomEvent]:
     return [*reports, *calls, event("v1", "sms", VICTIM, operator="DTAC", counterparty_msisdn=VICTIM_2)]
 
 
-def _restored_from_cut_lists(issued: TelecomDecisions) -> TelecomCorrelation:
+def _restored_from_cut_lists(issued: Issued) -> Correlated:
     """A fresh correlation that restored the issued versions as the wire carries them: lists cut, digests whole."""
-    after = TelecomCorrelation(SETTINGS)
+    after = Correlated()
     for order in issued.suspensions:
         cut = replace(order, report_ids=order.report_ids[:2], evidence=order.evidence[:2])
-        after.restore("suspension", cut.action_id, cut.version, cut.fingerprint, cut.escalation)
+        after.restore(cut)
     for warning in issued.warnings:
         cut_warning = replace(warning, report_ids=warning.report_ids[:2])
-        after.restore("warning", cut_warning.warning_id, cut_warning.version, cut_warning.fingerprint)
+        after.restore(cut_warning)
     return after
 
 
@@ -520,15 +564,15 @@ def test_a_version_restored_from_cut_lists_is_adopted_when_the_content_is_the_sa
 
     after = _restored_from_cut_lists(issued)
     feed(*_many_reports_and_calls(), correlation=after)
-    assert after.decide(NOW + 1) == TelecomDecisions()
-    adopted = after.suspensions.get(scammer.action_id)
-    assert adopted is not None and adopted.order is not None and adopted.order.evidence == scammer.evidence
+    assert after.decide(NOW + 1) == Issued()
+    adopted = after.book.last(scammer.action_id)
+    assert isinstance(adopted, SuspensionOrder) and adopted.evidence == scammer.evidence
     # More evidence past what the wire listed is still new content.
     after.add_event(call("c9", SCAMMER, VICTIM, operator="TRUE"))
     assert suspensions(after.decide(NOW + 2))[msisdn(SCAMMER)].version == scammer.version + 1
 
 
-def test_a_restored_warning_never_rebuilt_is_released_from_its_fingerprint() -> None:
+def test_a_restored_warning_never_rebuilt_is_released_from_its_restored_copy() -> None:
     issued = feed(*_many_reports_and_calls()).decide(NOW)
     warned = warnings(issued)[VICTIM]
 
@@ -542,19 +586,19 @@ def test_a_restored_warning_never_rebuilt_is_released_from_its_fingerprint() -> 
         SCAMMER,
         warned.last_contact_at_ms,
     )
-    assert after.decide(NOW + 2) == TelecomDecisions()  # released once
+    assert after.decide(NOW + 2) == Issued()  # released once
 
 
-def test_a_restored_suspension_never_rebuilt_is_released_to_the_addressee_in_its_fingerprint() -> None:
+def test_a_restored_suspension_never_rebuilt_is_released_to_its_restored_addressee() -> None:
     issued = feed(*_many_reports_and_calls()).decide(NOW)
     scammer = suspensions(issued)[msisdn(SCAMMER)]
     assert scammer.addressee == "TRUE"
 
     after = feed(*_many_reports_and_calls())
     after.decide(NOW)
-    # A later version restored over the one decided here: the book knows it only by its fingerprint.
+    # A later version restored over the one decided here: the book knows it only as read back from the topic.
     later = replace(scammer, version=scammer.version + 1, report_ids=scammer.report_ids[:2], evidence=())
-    after.restore("suspension", later.action_id, later.version, later.fingerprint)
+    after.restore(later)
     for n in range(5):
         after.add_report(report(f"r{n}", SCAMMER_2))  # corrected: nothing implies the scammer's number any more
     released = suspensions(after.decide(NOW + 1))[msisdn(SCAMMER)]
@@ -574,7 +618,7 @@ def bank(number: str, institution: str = "KBANK") -> AccountKey:
 
 
 def test_an_account_seen_before_the_report_is_linked_when_the_report_names_its_number() -> None:
-    c = TelecomCorrelation(SETTINGS)
+    c = Correlated()
     c.add_accounts([bank("0812345678"), bank("66812345678", "SCB"), bank("0899999999"), ("crypto", "X", "0x08")])
     assert c.decide(NOW).links == {}
     c.add_report(report("r1", "+66812345678"))
@@ -615,6 +659,6 @@ def test_only_thai_numbers_take_the_national_form() -> None:
 
 
 def test_accounts_in_reports_are_checked_too() -> None:
-    c = TelecomCorrelation(SETTINGS)
+    c = Correlated()
     c.add_report(Report("r1", T0, T0, "v", "TH", "call-centre", (_transfer("0812345678"),), ("+66812345678",), ()))
     assert list(c.decide(NOW).links) == [bank("0812345678")]

@@ -4,27 +4,28 @@ Small random worlds (a handful of numbers sharing a few identity documents, hand
 and IPs, events spread around the reports' windows) are fed in a random order, with
 redeliveries and ``decide()`` at random points. The latest active suspensions and
 warnings, and the payment-proxy links, must be exactly those of feeding everything at
-once; anything else left in the books must have been released.
+once; anything else left in the action book must have been released.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from processors.action_book import ActionBook
 from processors.records import AccountKey, Report, TelecomEvent
 from processors.telecom import (
     DIRECT_PRIORITY,
     LINK_PRIORITY,
     AccountLink,
+    SuspensionOrder,
     TelecomCorrelation,
     TelecomSettings,
+    WarningOrder,
 )
-from processors.versions import VersionBook
 
 NUMBERS = [f"+6681000000{n}" for n in range(5)]
 OPERATORS = ["AIS", "TRUE", "DTAC"]
@@ -94,32 +95,29 @@ class Outcome:
     links: dict[AccountKey, AccountLink]
 
 
-def active(book: VersionBook[Any]) -> dict[str, Hashable]:
-    return {action_id: issued.fingerprint for action_id, issued in book if _status(issued.fingerprint) == "active"}
+def active(book: ActionBook, kind: str) -> dict[str, Hashable]:
+    return {order.action_id: order.fingerprint for order in book if order.kind == kind and order.status == "active"}
 
 
-def released(book: VersionBook[Any]) -> set[str]:
-    return {action_id for action_id, issued in book if _status(issued.fingerprint) == "released"}
+def released(book: ActionBook, kind: str) -> set[str]:
+    return {order.action_id for order in book if order.kind == kind and order.status == "released"}
 
 
-def _status(fingerprint: Hashable) -> object:
-    assert isinstance(fingerprint, tuple)
-    return fingerprint[0]
+def everyone(book: ActionBook, kind: str) -> set[str]:
+    return {order.action_id for order in book if order.kind == kind}
 
 
-def run(items: Sequence[Item], decide_after: Sequence[bool]) -> tuple[TelecomCorrelation, Outcome]:
+def run(items: Sequence[Item], decide_after: Sequence[bool]) -> tuple[TelecomCorrelation, ActionBook, Outcome]:
     correlation = TelecomCorrelation(SETTINGS)
+    book = ActionBook()
     links: dict[AccountKey, AccountLink] = {}
     versions: dict[str, int] = {}
 
     def decide() -> None:
         decisions = correlation.decide(now_ms=0)
-        for order in decisions.suspensions:
+        for order in book.settle([*decisions.suspensions, *decisions.warnings], now_ms=0):
             assert order.version == versions.get(order.action_id, 0) + 1
             versions[order.action_id] = order.version
-        for warning in decisions.warnings:
-            assert warning.version == versions.get(warning.warning_id, 0) + 1
-            versions[warning.warning_id] = warning.version
         for account, link in decisions.links.items():
             if link is None:
                 assert account in links
@@ -137,7 +135,7 @@ def run(items: Sequence[Item], decide_after: Sequence[bool]) -> tuple[TelecomCor
         if then_decide:
             decide()
     decide()
-    return correlation, Outcome(active(correlation.suspensions), active(correlation.warnings), links)
+    return correlation, book, Outcome(active(book, "suspension"), active(book, "warning"), links)
 
 
 def everything(world: World) -> list[Item]:
@@ -168,15 +166,15 @@ def test_any_arrival_order_ends_where_everything_at_once_does(world: World, data
     arrivals = data.draw(st.permutations(items))
     decide_after = data.draw(st.lists(st.booleans(), min_size=len(arrivals), max_size=len(arrivals)))
 
-    shuffled, outcome = run(arrivals, decide_after)
-    _, at_once = run(everything(world), [False] * len(everything(world)))
+    shuffled, book, outcome = run(arrivals, decide_after)
+    _, _, at_once = run(everything(world), [False] * len(everything(world)))
 
     assert outcome.suspensions == at_once.suspensions
     assert outcome.warnings == at_once.warnings
     assert outcome.links == at_once.links
     # Whatever else an intermediate decide() issued has been withdrawn since.
-    assert set(dict(shuffled.suspensions)) == set(outcome.suspensions) | released(shuffled.suspensions)
-    assert set(dict(shuffled.warnings)) == set(outcome.warnings) | released(shuffled.warnings)
+    assert everyone(book, "suspension") == set(outcome.suspensions) | released(book, "suspension")
+    assert everyone(book, "warning") == set(outcome.warnings) | released(book, "warning")
 
     # Replaying everything once more issues nothing.
     for item in everything(world):
@@ -187,14 +185,15 @@ def test_any_arrival_order_ends_where_everything_at_once_does(world: World, data
         else:
             shuffled.add_accounts(item)
     decisions = shuffled.decide(now_ms=1)
-    assert (decisions.suspensions, decisions.warnings, decisions.links) == ([], [], {})
+    assert book.settle([*decisions.suspensions, *decisions.warnings], now_ms=1) == []
+    assert decisions.links == {}
 
 
 @settings(max_examples=50, deadline=None)
 @given(world=worlds())
 def test_named_numbers_outrank_linked_ones_and_suspects_are_never_warned(world: World) -> None:
-    correlation, _ = run(everything(world), [False] * len(everything(world)))
-    orders = [i.order for _, i in correlation.suspensions if i.order is not None and i.order.status == "active"]
+    _, book, _ = run(everything(world), [False] * len(everything(world)))
+    orders = [o for o in book if isinstance(o, SuspensionOrder) and o.status == "active"]
     named = {phone for report in world.reports for phone in report.scammer_phones}
     numbers = [o for o in orders if o.target_type == "msisdn"]
     assert {o.target for o in numbers} >= named
@@ -205,7 +204,7 @@ def test_named_numbers_outrank_linked_ones_and_suspects_are_never_warned(world: 
             assert order.priority <= max(LINK_PRIORITY.values())
             assert order.reasons[0].startswith(("registered to", "used the same handset", "shared IP"))
     suspects = {o.target for o in numbers}
-    warned = [i.order for _, i in correlation.warnings if i.order is not None and i.order.status == "active"]
+    warned = [o for o in book if isinstance(o, WarningOrder) and o.status == "active"]
     assert not suspects & {w.msisdn for w in warned}
     for warning in warned:
         assert warning.scammer_msisdn in suspects
