@@ -14,6 +14,13 @@ content (the absolute tainted content of a transfer: latest value wins) marks it
 receiving account for recomputation. A transfer's content depends only on
 transfers earlier in the order, so this converges to the oracle's result in any
 arrival order, and the work per batch follows what changed, not the size of a case.
+
+The state is split the way a consumer group would split it across workers:
+``TransferResolver`` partitions keyed by txn_id decide each transfer's one record
+(the feed's, else a report's copy) and tell the accounts involved; ``AccountTrail``
+partitions keyed by account allocate tainted money and send each changed outflow
+content to the receiving account's partition. ``MoneyTrail`` runs them all in one
+process and delivers their messages.
 """
 
 from __future__ import annotations
@@ -177,8 +184,8 @@ class _Allocation:
         return (self.hop, self.hub, self.arrivals, self.moved_on)
 
 
-# What a resolver tells an account's partition about one transfer out of it (Outgoing) or into it (Incoming):
-# (account, txn_id, record or None to take it back, the reports naming it, True if the account never had it).
+# What a resolver tells an account's partition about one transfer out of it or into it: (account, txn_id,
+# record or None to take it back, the reports naming it, True for a new feed record the account cannot have yet).
 Told = tuple[AccountKey, str, "Record | None", frozenset[str], bool]
 FlowUpdate = tuple[AccountKey, Flow, "tuple[Lot, ...] | None"]  # (target, (txn_id, source), content)
 NOBODY: frozenset[str] = frozenset()
@@ -192,9 +199,10 @@ def partition_of(key: str, partitions: int) -> int:
 class TransferResolver:
     """One record per txn_id, for the txn_ids of one partition: the bank feed's, else the lowest report's copy.
 
-    It tells the source account's partition (``Outgoing``) and the target account's (``Incoming``)
-    whenever the record or the reports naming it change, and takes a record back from an account
-    it no longer involves. Latest value per txn_id wins, so the updates are idempotent.
+    It tells the source account's partition and the target account's (``Told`` messages) whenever
+    the record or the reports naming it change, and takes a record back from an account it no
+    longer involves. Only the first delivery of an unclaimed feed record is marked new, so the
+    account can simply append it; every other message replaces the account's copy by txn_id.
     """
 
     def __init__(self, history_retention_ms: int) -> None:
@@ -356,8 +364,8 @@ class AccountTrail:
             if old is not None:
                 for currency in old.arrivals:
                     changed[(account, currency)] = None
-                    known = self._summaries.pop((account, currency))
-                    if new is not None and old.arrivals[currency] == new.arrivals.get(currency):
+                    known = self._summaries.pop((account, currency), None)
+                    if known is not None and new is not None and old.arrivals[currency] == new.arrivals.get(currency):
                         self._summaries[(account, currency)] = known  # the same money arrived: same evidence
             if new is not None:
                 for currency, arrivals in new.arrivals.items():
@@ -374,17 +382,21 @@ class AccountTrail:
                     changed[(account, currency)] = trace
         return changed
 
+    def holding(self, holding: Holding) -> HoldingTrace | None:
+        account, currency = holding
+        allocation = self._allocations.get(account)
+        if allocation is None or currency not in allocation.arrivals:
+            return None
+        arrivals, moved_on = allocation.arrivals[currency], allocation.moved_on.get(currency, 0)
+        return summarise(account, currency, arrivals, moved_on, allocation.hop, allocation.hub)
+
     def holdings(self) -> dict[Holding, HoldingTrace]:
         return {
-            (account, currency): summarise(
-                account, currency, arrivals, allocation.moved_on.get(currency, 0), allocation.hop, allocation.hub
-            )
+            (account, currency): trace
             for account, allocation in self._allocations.items()
-            for currency, arrivals in allocation.arrivals.items()
+            for currency in allocation.arrivals
+            if (trace := self.holding((account, currency))) is not None
         }
-
-    def traced(self, account: AccountKey) -> bool:
-        return account in self._allocations
 
     def _allocate(self, account: AccountKey) -> list[FlowUpdate]:
         """Recompute one account; returns the outflow contents that changed."""
@@ -401,12 +413,13 @@ class AccountTrail:
         first_ms = inbound[0][0] if inbound else UNREACHED
         hub = self._hub(account, first_ms)
         named_by = self._named
+        # A hub's outflows draw nothing, so only the reported ones matter there.
         outbound = sorted(
             (
                 record
                 for record in self._outgoing.get(account, ())
                 if record[2] != account  # a self-transfer moves nothing
-                and (record[0] >= first_ms or record[5] in named_by)
+                and ((record[0] >= first_ms and hub is None) or record[5] in named_by)
             ),
             key=_in_order,
         )
@@ -552,7 +565,7 @@ class MoneyTrail:
 
     ``partitions`` splits the state the way a consumer group splits it across workers: txn_ids
     to resolvers and accounts to account partitions by a stable hash. Messages are delivered
-    in-process here; each is an idempotent latest-value update for its key.
+    in-process here, exactly once and in order per key; each is a latest-value update for its key.
     """
 
     def __init__(self, settings: TraceSettings, partitions: int = 1) -> None:
@@ -638,7 +651,7 @@ class MoneyTrail:
 
     def holding(self, holding: Holding) -> HoldingTrace | None:
         """The current trace of one holding."""
-        return self.account_partition(holding[0]).holdings().get(holding)
+        return self.account_partition(holding[0]).holding(holding)
 
     def holdings(self) -> dict[Holding, HoldingTrace]:
         return {holding: trace for partition in self.accounts for holding, trace in partition.holdings().items()}
