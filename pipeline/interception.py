@@ -14,7 +14,7 @@ from pipeline.settings import Settings
 from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, TELECOM_EVENTS, VICTIM_REPORTS
 from processors.action_book import ActionBook, Withdrawal, ranked
 from processors.freeze_orders import FreezeBook, FreezeOrder
-from processors.lifecycle import AckOutcome, AckRefused, ActionLifecycle
+from processors.lifecycle import AckOutcome, AckRefused, ActionLifecycle, expired_action
 from processors.money_trail import MoneyTrail
 from processors.records import Transfer
 from processors.report_revisions import ReportRevisions
@@ -66,6 +66,18 @@ class BatchResult:
 
 IssuedAction = FreezeOrder | SuspensionOrder | WarningOrder
 
+
+@dataclass(frozen=True, slots=True)
+class ExpiryCounts:
+    """What one ``Interception.expire`` forgot, per store."""
+
+    transactions: int  # bank transfers past the history retention (the money trail's own eviction)
+    reports: int
+    telecom_events: int
+    holdings: int  # the freeze book's traces and payment-proxy links
+    actions: int  # from the action book and the lifecycle
+
+
 EMPTY = Rejection("invalid_event", "the message has no value (a tombstone or an empty record)")
 UNKNOWN_TOPIC = Rejection("unknown_topic", "this topic is not an input of the pipeline")
 
@@ -75,12 +87,12 @@ class Interception:
 
     The freeze book and the telecom correlation decide what each action should say now; the one
     action book decides which of that is a new version; the lifecycle hears of every version
-    (issued or restored) in ``_track``.
+    (issued or restored) in ``_track``; ``expire`` forgets what is past its retention.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.revisions = ReportRevisions()
+        self.revisions = ReportRevisions(settings.report_retention_ms, closed_ms=VICTIM_REPORTS.retention_ms)
         self.trail = MoneyTrail(settings.trace)
         self.freezes = FreezeBook(max_hops=settings.max_hops, hold_duration_ms=settings.hold_duration_ms)
         self.telecom = TelecomCorrelation(settings.telecom)
@@ -145,6 +157,8 @@ class Interception:
             return
         outcome = self.lifecycle.acknowledge(ack)
         if isinstance(outcome, AckRefused):
+            if outcome.reason == "unknown_action" and self.actions.retired(ack.action_id):
+                outcome = expired_action(ack.action_id)
             result.rejected.append(Rejected(record, Rejection(outcome.reason, outcome.error)))
         else:
             result.acks.append(outcome)
@@ -167,10 +181,33 @@ class Interception:
         """After replaying the inputs: recompute every decision and match it to what was restored, issuing nothing.
 
         Whatever differs belongs to a batch that was published but not committed; it is
-        redelivered next and decided again.
+        redelivered next and decided again. Then what had expired is forgotten again, before
+        anything could escalate or re-decide it.
         """
         freezes, telecom = self._wanted(now_ms)
         self.actions.adopt([*freezes, *telecom.suspensions, *telecom.warnings])
+        self.expire(now_ms)
+
+    def expire(self, now_ms: int) -> ExpiryCounts:
+        """Forget what is past its retention (README, *What expires, and when*), issuing and deciding nothing.
+
+        Reports first: what the telecom correlation, the freeze book and the action book keep
+        follows from which reports are still in force, so an action a report in force stands
+        behind is never touched. The lifecycle forgets what the action book forgot.
+        """
+        expired = self.revisions.expire(now_ms)
+        self.telecom.forget_reports(expired)
+        in_force = self.revisions.__contains__
+        holdings = self.freezes.forget(in_force)
+        actions = self.actions.forget(in_force, released_before_ms=now_ms - self.settings.expiry_grace_ms)
+        self.lifecycle.forget(actions)
+        return ExpiryCounts(
+            transactions=self.trail.evict(),
+            reports=len(expired),
+            telecom_events=self.telecom.forget_events(),
+            holdings=holdings,
+            actions=len(actions),
+        )
 
     def escalate(self, now_ms: int) -> BatchResult:
         """Re-issue every action that missed its SLA, with raised priority."""

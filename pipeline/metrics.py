@@ -69,6 +69,9 @@ class Metrics:
         self.live_freeze_actions = Gauge(
             "interceptor_live_freeze_actions", "Active freeze actions", registry=self.registry
         )
+        self.expired = Counter(
+            "interceptor_expired_total", "Entries forgotten past their retention", ["store"], registry=self.registry
+        )
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(self.consumer_group, topic, str(partition)).set(lag)

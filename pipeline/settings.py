@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.encode import ActionLimits
-from pipeline.topics import TopicSpec
+from pipeline.topics import TELECOM_EVENTS, TopicSpec
 from processors.lifecycle import SlaPolicy
 from processors.money_trail import TraceSettings
 from processors.telecom import TelecomSettings
@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
     hold_duration: timedelta = Field(
         default=timedelta(days=7), description="holds expire unless renewed (Thailand: 7 days)"
+    )
+    expiry_grace: timedelta = Field(
+        default=timedelta(days=1),
+        description="reports and their actions are forgotten this long after their holds expired (late acks)",
     )
     hub_counterparties: int = Field(
         default=50, ge=2, description="an account with this many distinct counterparties around tainted money is a hub"
@@ -100,6 +104,7 @@ class Settings(BaseSettings):
             window_back_ms=_ms(self.telecom_window_back),
             window_forward_ms=_ms(self.telecom_window_forward),
             default_addressee=self.default_addressee,
+            operator_memory_ms=TELECOM_EVENTS.retention_ms,  # what a replay after a restart finds
         )
 
     @property
@@ -129,6 +134,15 @@ class Settings(BaseSettings):
     @property
     def hold_duration_ms(self) -> int:
         return int(self.hold_duration.total_seconds() * 1000)
+
+    @property
+    def expiry_grace_ms(self) -> int:
+        return _ms(self.expiry_grace)
+
+    @property
+    def report_retention_ms(self) -> int:
+        """How long a report stays in force after its last revision arrived: its holds, then the grace."""
+        return self.hold_duration_ms + self.expiry_grace_ms
 
     def with_overrides(self, **overrides: object) -> Settings:
         """CLI flags win over the environment; flags left unset (None) do not override."""

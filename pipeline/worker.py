@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import mode
@@ -233,12 +234,26 @@ class InterceptionWorker(mode.Service):
 
     @mode.Service.task
     async def _housekeeping(self) -> None:
+        """Forget what is past its retention (README, *What expires, and when*) and chart what is left."""
         while not self.should_stop:
             await self.sleep(self.settings.housekeeping_interval_s)
-            evicted = self.interception.trail.evict()
-            if evicted:
-                log.info("evicted %d transactions older than the history retention", evicted)
-            self.metrics.indexed_transactions.set(len(self.interception.trail))
+            async with self._publishing:  # between batches, and never while a recovery rebuilds the state
+                interception = self.interception
+                expired = asdict(interception.expire(_now_ms()))
+                for report_id in [r for r in self._awaiting_first_action if r not in interception.revisions]:
+                    del self._awaiting_first_action[report_id]  # expired before any action came of it
+            metrics = self.metrics
+            for store, count in expired.items():
+                metrics.expired.labels(store).inc(count)
+            if any(expired.values()):
+                log.info("expired %s", ", ".join(f"{count} {store}" for store, count in expired.items()))
+            metrics.indexed_transactions.set(len(interception.trail))
+            if expired["actions"]:  # the money they held and the actions open change without an ack
+                for (institution, currency), held in interception.lifecycle.money_held().items():
+                    metrics.money_held.labels(institution, currency).set(float(held))
+                for band, count in interception.lifecycle.open_by_band().items():
+                    metrics.open_actions.labels(band).set(count)
+                metrics.live_freeze_actions.set(len(interception.actions.live("freeze")))
 
     async def _record_lag(self) -> None:
         """Lag from the high-water mark fetch responses carry (Tansu's ListOffsets is wrong)."""

@@ -11,11 +11,14 @@ escalated action's proposals are re-rendered at that level, and a release keeps 
 later re-activation. At start-up the versions already on the actions topics are ``restore``d
 (highest version wins); after the inputs are replayed, ``adopt`` attaches the rebuilt order to a
 restored version with the same fingerprint, issuing nothing.
+
+Actions expire: ``forget`` drops those no report in force stands behind any more, issuing nothing,
+and keeps only their last version number, so an action called for again goes on from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol, Self, TypeVar, cast
 
@@ -41,6 +44,8 @@ class Action(Protocol):
     def issued_at_ms(self) -> int: ...
     @property
     def fingerprint(self) -> Hashable: ...
+    @property
+    def report_ids(self) -> tuple[str, ...]: ...  # the reports behind it; none for a released version
 
     def escalated(self, level: int, now_ms: int) -> Self | None:
         """This order re-issued after missing its SLA ``level`` times; None for a kind never escalated."""
@@ -73,6 +78,7 @@ class ActionBook:
 
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._retired: dict[str, int] = {}  # forgotten action_id -> its last version: versions keep rising
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -158,6 +164,23 @@ class ActionBook:
                 adopted += 1
         return adopted
 
+    def forget(self, in_force: Callable[[str], bool], released_before_ms: int) -> list[str]:
+        """Drop the actions done with, issuing nothing; their ids.
+
+        Done: an active last version behind which no report is ``in_force`` any more, or a release
+        issued before ``released_before_ms`` (its addressee had time to acknowledge it). Only the
+        last version number of each is kept: should anything call for the action again, it goes out
+        as the next version, never as a version 1 consumers would ignore.
+        """
+        gone = [a for a, entry in self._entries.items() if _done(entry.order, in_force, released_before_ms)]
+        for action_id in gone:
+            self._retired[action_id] = self._entries.pop(action_id).order.version
+        return gone
+
+    def retired(self, action_id: str) -> bool:
+        """Whether ``forget`` dropped the action (and nothing called for it since)."""
+        return action_id in self._retired
+
     def _adopt_if_same(self, entry: _Entry, order: Action) -> bool:
         """Whether the order says what the last version says; if so, it replaces a copy only read back."""
         if entry.order.fingerprint != order.fingerprint:
@@ -168,7 +191,8 @@ class ActionBook:
         return True
 
     def _issue(self, action_id: str, entry: _Entry | None, order: A) -> A:
-        issued = replace(order, version=1 if entry is None else entry.order.version + 1)
+        last = self._retired.pop(action_id, 0) if entry is None else entry.order.version
+        issued = replace(order, version=last + 1)
         if entry is None:
             self._entries[action_id] = _Entry(issued, decided=True, escalation=0)
         else:
@@ -178,6 +202,12 @@ class ActionBook:
 
 def _active(entry: _Entry) -> bool:
     return entry.order.status == "active"
+
+
+def _done(order: Action, in_force: Callable[[str], bool], released_before_ms: int) -> bool:
+    if order.status == "active":
+        return not any(map(in_force, order.report_ids))
+    return order.issued_at_ms < released_before_ms
 
 
 def _at_level(order: A, level: int) -> A:

@@ -11,7 +11,7 @@ issues a new one only when what an institution would do about the order changes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from processors.action_book import Withdrawal, with_escalation
@@ -107,7 +107,10 @@ def freeze_action_id(holding: Holding) -> str:
 class FreezeBook:
     """Traced holdings and payment-proxy links: what the freeze order of each holding should say now.
 
-    It keeps no versions: ``update`` returns proposals and withdrawals for the action book.
+    It keeps no versions: ``update`` returns proposals and withdrawals for the action book. Only
+    reports in force count: a trace of nothing but expired reports' money is no trace (the trail
+    may follow that money further, but nothing is held for it any more), and ``forget`` drops the
+    traces and links that only expired reports stand behind.
     """
 
     def __init__(self, *, max_hops: int, hold_duration_ms: int) -> None:
@@ -130,6 +133,16 @@ class FreezeBook:
             wanted.append(Withdrawal(freeze_action_id(holding)) if order is None else order)
         return wanted
 
+    def forget(self, in_force: Callable[[str], bool]) -> int:
+        """Drop the traces and links no report ``in_force`` stands behind any more, deciding nothing; how many."""
+        traced = [h for h, trace in self._traced.items() if not any(map(in_force, trace.report_ids))]
+        linked = [a for a, (link, _) in self._links.items() if not any(map(in_force, link.report_ids))]
+        for holding in traced:
+            del self._traced[holding]
+        for account in linked:
+            del self._links[account]
+        return len(traced) + len(linked)
+
     def _take(
         self,
         traces: Mapping[Holding, HoldingTrace | None],
@@ -139,7 +152,7 @@ class FreezeBook:
         """Record the new traces and links; returns every holding whose order may have changed."""
         touched = set(traces)
         for holding, trace in traces.items():
-            if trace is None:
+            if trace is None or not any(r in reports for r in trace.report_ids):
                 self._traced.pop(holding, None)
             else:
                 self._traced[holding] = trace

@@ -38,6 +38,11 @@ same answer unless the action's addressee changed, or it was released and re-act
 report time among the versions known when the first execution arrives. Outcomes returned
 during a replay describe past acks: do not observe them again in metrics.
 
+Expiry: ``forget`` drops actions the action book forgot (every report behind them expired, or a
+release long out). They are no longer open or due, and the money they held no longer counts: the
+hold has run out. An ack of one arriving later is refused; the pipeline tells the sender it
+expired (``expired_action``), as the action book remembers which ids it forgot.
+
 Call ``issued`` before the action is produced: an ack for a version not yet recorded is
 refused as ``unknown_version``.
 """
@@ -45,6 +50,7 @@ refused as ``unknown_version``.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
@@ -104,8 +110,17 @@ class AckOutcome:
 class AckRefused:
     """An ack we cannot match to an action we issued: a dead letter for the sender."""
 
-    reason: str  # unknown_action, unknown_version, wrong_addressee, unknown_status
+    reason: str  # unknown_action, unknown_version, wrong_addressee, unknown_status, expired_action
     error: str
+
+
+def expired_action(action_id: str) -> AckRefused:
+    """The refusal of an ack for an action forgotten on expiry."""
+    return AckRefused(
+        "expired_action",
+        f"action {action_id} has expired (every report behind it expired, or it was released long ago) "
+        "and is no longer tracked; this acknowledgement changes nothing",
+    )
 
 
 # (first version, addressee, active): one entry each time either changes; usually just one.
@@ -290,10 +305,27 @@ class ActionLifecycle:
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] < now_ms:
             _, action_id, version = heapq.heappop(deadlines)
-            action = self._actions[action_id]
-            if action.version == version and action.pending:
+            action = self._actions.get(action_id)  # None: forgotten since
+            if action is not None and action.version == version and action.pending:
                 self._overdue.add(action_id)
         return sorted(self._overdue, key=lambda action_id: (-self._actions[action_id].priority, action_id))
+
+    def forget(self, action_ids: Iterable[str]) -> int:
+        """Drop expired actions: no longer open, due or holding money; a later ack of one is an unknown action.
+
+        Their deadlines stay in the heap until ``due`` pops and skips them. Returns how many went.
+        """
+        actions = self._actions
+        gone = [(a, action) for a in action_ids if (action := actions.pop(a, None)) is not None]
+        for action_id, action in gone:
+            self._overdue.discard(action_id)
+            if action.open_band is not None:
+                self._open[action.open_band] -= 1
+            for addressee, (_, amount) in action.held.items():
+                if action.currency is not None and amount:  # the hold expired: the money is no longer held
+                    pair = (addressee, action.currency)
+                    self._held[pair] = _EXACT.subtract(self._held[pair], amount)
+        return len(gone)
 
     def money_held(self) -> dict[tuple[str, str], Decimal]:
         """(addressee, currency) -> amount held; a pair stays (at zero) once it has held anything."""

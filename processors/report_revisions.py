@@ -12,6 +12,15 @@ order decide. The rule here does not depend on it:
 - the same revision with other content is refused (``conflicting``): the first to arrive
   stays in force and the caller dead-letters the other as ``conflicting_revision``.
 
+Reports expire. A report is in force for ``retention_ms`` (the hold duration plus a grace period)
+after its revision in force arrived (``received_at_ms``); ``expire`` then closes it. Whatever
+arrives later for a closed ``report_id`` (a redelivery, a correction, a stale revision) is refused
+(``expired``, dead-lettered as ``expired_report``): every hold the report caused has run out, and
+a case to reopen is a new report. A revision arriving ``retention_ms`` or more after the one in
+force is refused the same way before ``expire`` has run, so replaying the topic after a restart
+decides what the running worker decided. A closed ``report_id`` is remembered for ``closed_ms``
+(the input topic's retention: after that a replay no longer finds the report either).
+
 Pure and broker-free: reports in, decisions out.
 """
 
@@ -19,13 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Literal
 
 from processors.records import Report
 
 CONFLICTING_REVISION = "conflicting_revision"
+EXPIRED_REPORT = "expired_report"
+NEVER_MS = 1 << 62  # a retention no clock reaches
 
-Outcome = Literal["new", "correction", "duplicate", "stale", "conflicting"]
+Outcome = Literal["new", "correction", "duplicate", "stale", "conflicting", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +45,9 @@ class RevisionDecision:
     """What one incoming report did to the reports in force."""
 
     outcome: Outcome
-    effective: Report  # the report in force for this report_id after the decision
+    effective: Report | None  # the report in force for this report_id after the decision; None once closed
     replaced: Report | None = None  # correction: the lower revision it replaces
-    error: str = ""  # conflicting: the dead letter's sentence for the sender
+    error: str = ""  # conflicting, expired: the dead letter's sentence for the sender
 
     @property
     def accepted(self) -> bool:
@@ -44,18 +56,26 @@ class RevisionDecision:
 
     @property
     def reason(self) -> str | None:
-        """The dead-letter reason, for a conflicting revision only."""
-        return CONFLICTING_REVISION if self.outcome == "conflicting" else None
+        """The dead-letter reason, for a conflicting revision or an expired report only."""
+        if self.outcome == "conflicting":
+            return CONFLICTING_REVISION
+        return EXPIRED_REPORT if self.outcome == "expired" else None
 
 
 class ReportRevisions(Mapping[str, Report]):
-    """The report in force per ``report_id``: a read-only mapping that ``receive`` updates."""
+    """The report in force per ``report_id``: a read-only mapping that ``receive`` and ``expire`` update."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention_ms: int = NEVER_MS, closed_ms: int = NEVER_MS) -> None:
+        self._retention_ms = retention_ms
+        self._closed_ms = closed_ms
         self._effective: dict[str, Report] = {}
+        self._closed: dict[str, int] = {}  # closed report_id -> when it expired
 
     def __getitem__(self, report_id: str) -> Report:
         return self._effective[report_id]
+
+    def __contains__(self, report_id: object) -> bool:
+        return report_id in self._effective
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._effective)
@@ -67,8 +87,13 @@ class ReportRevisions(Mapping[str, Report]):
         """Decide what ``report`` does, and put it in force if it is new or a correction."""
         held = self._effective.get(report.report_id)
         if held is None:
+            closed_at = self._closed.get(report.report_id)
+            if closed_at is not None:
+                return _expired(report, closed_at)
             self._effective[report.report_id] = report
             return RevisionDecision("new", report)
+        if report.received_at_ms >= held.received_at_ms + self._retention_ms:
+            return _expired(report, held.received_at_ms + self._retention_ms)
         if report.revision > held.revision:
             self._effective[report.report_id] = report
             return RevisionDecision("correction", report, replaced=held)
@@ -83,6 +108,28 @@ class ReportRevisions(Mapping[str, Report]):
             f"send a correction with revision {held.revision + 1} or higher"
         )
         return RevisionDecision("conflicting", held, error=error)
+
+    def expire(self, now_ms: int) -> list[str]:
+        """Close the reports whose revision in force arrived ``retention_ms`` or more before ``now_ms``; their ids.
+
+        Closed ids are forgotten ``closed_ms`` after they expired.
+        """
+        retention, effective, closed = self._retention_ms, self._effective, self._closed
+        expired = sorted(r for r, report in effective.items() if report.received_at_ms + retention <= now_ms)
+        for report_id in expired:
+            closed[report_id] = effective.pop(report_id).received_at_ms + retention
+        for report_id in [r for r, closed_at in closed.items() if closed_at + self._closed_ms <= now_ms]:
+            del closed[report_id]
+        return expired
+
+
+def _expired(report: Report, closed_at_ms: int) -> RevisionDecision:
+    closed_at = datetime.fromtimestamp(closed_at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    error = (
+        f"report {report.report_id} expired at {closed_at}: its holds have run out and it is no longer "
+        "traced, so no revision of it is taken any more; send a new report_id to reopen the case"
+    )
+    return RevisionDecision("expired", None, error=error)
 
 
 def _differing_fields(held: Report, report: Report) -> list[str]:

@@ -35,7 +35,8 @@ The rules:
   suspect (direct or linked) of *any* report. One warning per warned number: the most recent
   contact (latest ``occurred_at``, then event id) gives ``scammer_msisdn`` and
   ``last_contact_at``; ``report_ids`` are every report that reached it; the operator is the one
-  of the warned number's latest event as subscriber, at any time, else the default addressee.
+  of the warned number's latest event as subscriber, at any time the index still remembers (see
+  *Expiry*), else the default addressee.
 * **Several reports** behind one target merge into one order: ``report_ids`` are every report
   naming or linking it (sorted); only reports *naming* it count as corroboration.
 * **Payment proxies**: an account is tied to a directly reported number when its account
@@ -72,6 +73,16 @@ evidence. Fingerprints hold ``evidence_digest``, not the report and event ids th
 wire lists only the first ``max_listed_ids`` of them, and a version restored from it must
 still match the full content.
 An event id seen before is ignored, even if its content differs (first delivery wins).
+
+Expiry, on the events' own clock (the latest ``occurred_at`` indexed): an event is forgotten once
+it is older than ``window_back + window_forward`` before that clock *and* before the start of the
+window of every report still held, so no held report loses an event it uses. A report arriving
+later whose window reaches further back does not see forgotten events (as a late report does not
+see evicted bank transfers), and a redelivered forgotten event is ignored. A number's latest
+operator outlives its events by ``operator_memory`` (the telecom-events topic's retention, so a
+replay after a restart finds the same one). Expired reports are dropped with everything they
+imply (``forget_reports``), recomputing nothing: a target another held report still implies keeps
+its action, and its next version, if anything changes it, no longer lists the expired reports.
 """
 
 from __future__ import annotations
@@ -107,6 +118,8 @@ WarningFingerprint = tuple[str, str, str, str, int, str]
 IndexKey = tuple[str, str]  # ("msisdn" | "registered_id" | "imei" | "ip", value)
 Stamp = tuple[int, str, str]  # (at_ms, event_id, operator): the latest is the greatest
 Contact = tuple[int, str, str]  # (at_ms, event_id, scammer msisdn): the most recent is the greatest
+_Key = TypeVar("_Key", bound=Hashable)
+BEFORE_ANY_EVENT = -(1 << 62)
 RELEASE_REASON = "no report implicates this target any more (a report was corrected): lift the suspension"
 
 
@@ -115,6 +128,7 @@ class TelecomSettings:
     window_back_ms: int = 30 * DAY_MS
     window_forward_ms: int = 24 * HOUR_MS
     default_addressee: str = "war-room"
+    operator_memory_ms: int = 35 * DAY_MS  # a number's latest operator, after its events are forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,15 +304,19 @@ class TelecomIndex:
         self._seen: set[str] = set()
         self._by_key: dict[IndexKey, list[TelecomEvent]] = {}
         self._by_counterparty: dict[str, list[TelecomEvent]] = {}
+        self._last_seen: dict[str, Stamp] = {}  # msisdn -> its latest forgotten event as subscriber
+        self.latest_ms = BEFORE_ANY_EVENT  # the index's event clock: the latest occurred_at indexed
+        self.forgotten_before_ms = BEFORE_ANY_EVENT
 
     def __len__(self) -> int:
         return len(self._seen)
 
     def add(self, event: TelecomEvent) -> bool:
-        """Index an event; False if its ``event_id`` was indexed before (a redelivery)."""
-        if event.event_id in self._seen:
+        """Index an event; False for an ``event_id`` indexed before, or an event older than the ones forgotten."""
+        if event.event_id in self._seen or event.at_ms < self.forgotten_before_ms:
             return False
         self._seen.add(event.event_id)
+        self.latest_ms = max(self.latest_ms, event.at_ms)
         for key in event_keys(event):
             if key[0] != "counterparty":
                 self._by_key.setdefault(key, []).append(event)
@@ -319,7 +337,47 @@ class TelecomIndex:
 
     def latest_operator(self, msisdn: str) -> str | None:
         events = self.subscriber(msisdn)
-        return max((e.at_ms, e.event_id, e.operator) for e in events)[2] if events else None
+        if events:
+            return max((e.at_ms, e.event_id, e.operator) for e in events)[2]
+        forgotten = self._last_seen.get(msisdn)
+        return forgotten[2] if forgotten is not None else None
+
+    def forget_before(self, cutoff_ms: int, operators_before_ms: int) -> int:
+        """Forget events older than ``cutoff_ms``; a redelivery of one is then ignored. Returns how many went.
+
+        A number's latest operator stays known (one stamp per number) unless older than ``operators_before_ms``.
+        """
+        for msisdn in [n for n, stamp in self._last_seen.items() if stamp[0] < operators_before_ms]:
+            del self._last_seen[msisdn]
+        if cutoff_ms <= self.forgotten_before_ms:
+            return 0
+        self.forgotten_before_ms = cutoff_ms
+        gone: set[str] = set()
+        for key, events in _prune(self._by_key, cutoff_ms, gone):
+            if key[0] == "msisdn":
+                latest = max((e.at_ms, e.event_id, e.operator) for e in events)
+                self._last_seen[key[1]] = max(latest, self._last_seen.get(key[1], latest))
+        _prune(self._by_counterparty, cutoff_ms, gone)
+        self._seen -= gone
+        return len(gone)
+
+
+def _prune(
+    index: dict[_Key, list[TelecomEvent]], cutoff_ms: int, gone: set[str]
+) -> list[tuple[_Key, list[TelecomEvent]]]:
+    """Drop events older than ``cutoff_ms`` from an index, adding their ids to ``gone``; the keys left empty."""
+    emptied: list[tuple[_Key, list[TelecomEvent]]] = []
+    for key, events in list(index.items()):
+        kept = [e for e in events if e.at_ms >= cutoff_ms]
+        if len(kept) == len(events):
+            continue
+        gone.update(e.event_id for e in events if e.at_ms < cutoff_ms)
+        if kept:
+            index[key] = kept
+        else:
+            del index[key]
+            emptied.append((key, events))
+    return emptied
 
 
 def event_keys(event: TelecomEvent) -> list[IndexKey]:
@@ -471,9 +529,6 @@ def _iso(ms: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_Key = TypeVar("_Key", bound=Hashable)
-
-
 class TelecomCorrelation:
     """Reports and telecom events, correlated into suspensions, warnings and payment-proxy links.
 
@@ -564,6 +619,35 @@ class TelecomCorrelation:
         suspensions = [self._decide_suspension(target, now_ms) for target in sorted(targets)]
         warnings = [self._decide_warning(number, now_ms) for number in sorted(warned)]
         return TelecomDecisions(suspensions, warnings, self._decide_links())
+
+    # -- expiry ------------------------------------------------------------------------------------
+
+    def forget_events(self) -> int:
+        """Forget the events no held report can use, on the events' own clock (module docstring); how many went."""
+        settings, latest = self.settings, self.index.latest_ms
+        cutoff = latest - settings.window_back_ms - settings.window_forward_ms
+        for report in self.reports.values():
+            cutoff = min(cutoff, report.reported_at_ms - settings.window_back_ms)
+        return self.index.forget_before(cutoff, latest - settings.operator_memory_ms)
+
+    def forget_reports(self, report_ids: Iterable[str]) -> int:
+        """Drop expired reports and everything they imply, recomputing nothing; returns how many went."""
+        gone = [report for r in report_ids if (report := self.reports.pop(r, None)) is not None]
+        for report in gone:
+            report_id = report.report_id
+            self._dirty_reports.discard(report_id)
+            implied = self._implied.pop(report_id, None)
+            if implied is not None:
+                self._forget(report_id, implied)
+            for phone in report.scammer_phones:
+                _discard(self._naming, phone, report_id)
+                if phone not in self._naming:
+                    for key in proxy_keys(phone):
+                        _discard(self._watched, key, phone)
+        if gone:
+            for account in [a for a, link in self._links.items() if link.msisdn not in self._naming]:
+                del self._links[account]
+        return len(gone)
 
     # -- bookkeeping -------------------------------------------------------------------------------
 

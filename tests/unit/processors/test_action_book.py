@@ -205,3 +205,44 @@ def test_settle_keeps_the_order_it_is_given_and_returns_only_new_versions() -> N
         ("frz-a", "active"),
     ]
     assert book.settle([freeze(action_id="frz-z"), Withdrawal("sus-b")], NOW + 1) == []
+
+
+# -- expiry ---------------------------------------------------------------------------------------
+
+
+def test_forget_drops_only_what_no_report_in_force_stands_behind_and_issues_nothing() -> None:
+    book = ActionBook()
+    old = book.propose(freeze(action_id="frz-old"))  # behind it: r1 only
+    shared = book.propose(replace(suspension(), report_ids=("r1", "r2")))
+    warned = book.propose(warning(report_ids=("r2",)))
+    assert old is not None and shared is not None and warned is not None
+
+    assert book.forget({"r2"}.__contains__, released_before_ms=NOW) == ["frz-old"]
+
+    assert book.last("frz-old") is None and book.retired("frz-old")
+    assert book.last("sus-1") == shared and book.last("wrn-1") == warned  # in force: untouched, same version
+    assert len(book) == 2
+    assert book.withdraw("frz-old", NOW) is None and book.escalate("frz-old", NOW) is None  # nothing to release
+
+
+def test_a_release_is_forgotten_once_its_addressee_had_the_grace_to_acknowledge_it() -> None:
+    book = ActionBook()
+    book.propose(freeze())
+    released = book.withdraw("frz-1", NOW + 10)
+    assert released is not None and released.report_ids == ()
+
+    assert book.forget(lambda _: True, released_before_ms=NOW + 10) == []
+    assert book.forget(lambda _: True, released_before_ms=NOW + 11) == ["frz-1"]
+
+
+def test_versions_keep_rising_when_a_forgotten_action_is_called_for_again() -> None:
+    book = ActionBook()
+    book.propose(freeze())
+    book.propose(freeze(hold=10_000))
+    book.forget(lambda _: False, released_before_ms=NOW)
+
+    again = book.propose(replace(freeze(hold=10_000), report_ids=("r9",)))
+    assert again is not None and again.version == 3  # never a version 1 that consumers keeping the highest ignore
+    assert not book.retired("frz-1")
+    later = book.propose(replace(freeze(hold=5_000), report_ids=("r9",)))
+    assert later is not None and later.version == 4

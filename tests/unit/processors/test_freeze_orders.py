@@ -336,3 +336,44 @@ def test_after_restore_and_adopt_nothing_is_issued_and_a_later_link_removal_rele
     # The book remembers the link it adopted, so its removal releases the proxy-only order.
     orders = restarted.feed(links={account(PROXY): None}, now_ms=NOW_MS + 2)
     assert {name: summary(o) for name, o in orders.items()} == {PROXY: (8, "released", 0)}
+
+
+# -- expiry ---------------------------------------------------------------------------------------
+
+R2 = report("r2", transfer("v2", "victim2", "c", 50_000, at_ms=0))
+
+
+def test_forget_drops_the_traces_and_links_only_expired_reports_stand_behind() -> None:
+    pipeline = Pipeline()
+    assert set(pipeline.feed(R1, A_TO_B, R2, links={account(PROXY): LINK})) == {"a", "b", "c", PROXY}
+
+    assert pipeline.book.freezes.forget({"r1", "r2"}.__contains__) == 0
+    assert pipeline.book.freezes.forget({"r2"}.__contains__) == 3  # a, b and the proxy link: r1 expired
+    assert pipeline.book.freezes.forget({"r2"}.__contains__) == 0
+
+
+def test_money_of_expired_reports_moving_on_is_neither_held_nor_released() -> None:
+    pipeline = Pipeline()
+    pipeline.feed(R1, A_TO_B)
+    expired = {"r2": R2}  # the reports in force: r1 expired
+    pipeline.book.freezes.forget(expired.__contains__)
+    assert pipeline.book.actions.forget(expired.__contains__, released_before_ms=NOW_MS) != []
+
+    # The trail still follows r1's money (its own expiry is separate) when b passes it on.
+    pipeline.take(transfer("b-d", "b", "d", 30_000, at_ms=200))
+    assert set(pipeline.traces) >= {holding("b"), holding("d")}
+    assert pipeline.book.update(pipeline.traces, {}, expired, NOW_MS + 1) == []
+
+
+def test_a_trace_that_keeps_a_report_in_force_still_decides_its_order() -> None:
+    shared = report("r2", transfer("v2", "victim2", "a", 10_000, at_ms=50))
+    pipeline = Pipeline()
+    pipeline.feed(R1, shared)
+    in_force = {"r2": shared}  # r1 expired, r2 still holds account a
+    assert pipeline.book.freezes.forget(in_force.__contains__) == 0
+    assert pipeline.book.actions.forget(in_force.__contains__, released_before_ms=NOW_MS) == []
+
+    pipeline.take(A_TO_B)
+    issued = {o.target[2]: o for o in pipeline.book.update(pipeline.traces, {}, in_force, NOW_MS + 1)}
+    assert summary(issued["a"])[:2] == (2, "active")  # a's hold shrinks: a new version of the order in force
+    assert issued["a"].hold_expires_at_ms == shared.received_at_ms + DAY_MS  # only the report in force renews it

@@ -655,3 +655,37 @@ def test_replaying_the_topics_rebuilds_the_same_state(events: list[Event], after
 
         assert state(replayed, now_ms) == state(live, now_ms)
         assert executed_replayed == executed_live
+
+
+# --- expiry -----------------------------------------------------------------------------------
+
+
+def test_forgetting_actions_takes_their_money_open_count_and_deadlines_away() -> None:
+    life = ActionLifecycle()
+    issue(life, "frz-1")
+    issue(life, "frz-2", priority=HIGH)
+    issue(life, "frz-3", priority=LOW)
+    accepted(life, ack("frz-1", amount="400.00"))
+    accepted(life, ack("frz-2", amount="100.00"))
+    assert life.money_held() == {("KBANK", "THB"): Decimal("500.00")}
+    assert life.open_by_band()["low"] == 1 and life.due(T0 + 300 * MINUTE) == ["frz-3"]
+
+    assert life.forget(["frz-1", "frz-3", "never-issued"]) == 2
+
+    assert life.money_held() == {("KBANK", "THB"): Decimal("100.00")}  # frz-1's hold ran out; frz-2's still counts
+    assert life.open_by_band() == {"critical": 0, "high": 0, "medium": 0, "low": 0}
+    assert life.due(T0 + 300 * MINUTE) == []
+    assert refused(life, ack("frz-1", amount="400.00")).reason == "unknown_action"
+    assert life.money_held() == {("KBANK", "THB"): Decimal("100.00")}
+    assert len(life) == 1
+
+
+def test_an_action_issued_again_after_it_was_forgotten_runs_against_its_sla_from_the_new_version() -> None:
+    life = ActionLifecycle()
+    issue(life, "frz-1", priority=LOW)
+    life.forget(["frz-1"])
+    issue(life, "frz-1", version=2, priority=LOW, at_ms=T0 + 60 * MINUTE)
+
+    assert life.due(T0 + 241 * MINUTE) == []  # version 1's deadline passed, but that version is gone
+    assert life.due(T0 + 301 * MINUTE) == ["frz-1"]
+    assert accepted(life, ack("frz-1", version=2)).first_execution

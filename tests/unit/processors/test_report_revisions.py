@@ -135,3 +135,66 @@ def test_any_arrival_order_ends_with_the_highest_revision_in_force(
     accepted = [d.effective.revision for d in decisions if d.accepted]
     assert accepted == sorted(set(accepted))
     assert accepted[-1] == highest.revision
+
+
+# -- expiry ---------------------------------------------------------------------------------------
+
+RETENTION_MS = 100_000  # the hold duration plus the grace period
+CLOSED_MS = 1_000_000  # how long the input topic keeps a report
+
+
+def expiring() -> ReportRevisions:
+    return ReportRevisions(RETENTION_MS, closed_ms=CLOSED_MS)
+
+
+def test_a_report_expires_its_retention_after_its_last_revision_arrived() -> None:
+    revisions = expiring()
+    revisions.receive(report(revision=1, received_at_ms=1_000))
+    revisions.receive(report(revision=2, amount=3_000_000, received_at_ms=50_000))  # the correction renews it
+    revisions.receive(report(report_id="TH-2", received_at_ms=2_000))
+
+    assert revisions.expire(101_999) == []
+    assert revisions.expire(102_000) == ["TH-2"]
+    assert "TH-2" not in revisions and "TH-1" in revisions
+    assert revisions.expire(150_000) == ["TH-1"]
+    assert len(revisions) == 0 and "TH-1" not in revisions
+
+
+def test_anything_arriving_for_an_expired_report_is_refused_and_changes_nothing() -> None:
+    revisions = expiring()
+    first = report(revision=2, received_at_ms=1_000)
+    revisions.receive(first)
+    revisions.expire(101_000)
+
+    for late in (first, report(revision=3, amount=1), report(revision=1), report(revision=2, amount=1)):
+        decision = revisions.receive(replace(late, received_at_ms=120_000))
+        assert (decision.outcome, decision.reason, decision.effective) == ("expired", "expired_report", None)
+        assert "TH-1" in decision.error and "new report_id" in decision.error
+        assert not decision.accepted
+    assert "TH-1" not in revisions
+
+
+def test_a_replay_refuses_a_late_revision_as_the_running_worker_did() -> None:
+    first, late = report(revision=1, received_at_ms=1_000), report(revision=2, amount=1, received_at_ms=110_000)
+    running = expiring()
+    running.receive(first)
+    assert running.expire(105_000) == ["TH-1"]
+    assert running.receive(late).outcome == "expired"
+
+    replayed = expiring()  # after a restart: both records, nothing expired yet
+    replayed.receive(first)
+    assert replayed.receive(late).outcome == "expired"
+    assert replayed["TH-1"] == first
+    assert replayed.expire(200_000) == ["TH-1"]
+
+
+def test_a_closed_report_id_is_new_again_once_the_topic_no_longer_holds_the_report() -> None:
+    revisions = expiring()
+    revisions.receive(report(received_at_ms=1_000))
+    revisions.expire(101_000)  # closed at 101_000
+    revisions.expire(101_000 + CLOSED_MS - 1)
+    assert revisions.receive(report(received_at_ms=101_000 + CLOSED_MS - 1)).outcome == "expired"
+
+    revisions.expire(101_000 + CLOSED_MS)
+    again = report(received_at_ms=101_000 + CLOSED_MS)
+    assert revisions.receive(again) == RevisionDecision("new", again)

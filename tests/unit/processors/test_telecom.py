@@ -662,3 +662,66 @@ def test_accounts_in_reports_are_checked_too() -> None:
     c = Correlated()
     c.add_report(Report("r1", T0, T0, "v", "TH", "call-centre", (_transfer("0812345678"),), ("+66812345678",), ()))
     assert list(c.decide(NOW).links) == [bank("0812345678")]
+
+
+# -- expiry ---------------------------------------------------------------------------------------
+
+
+def test_events_are_forgotten_on_their_own_clock_but_never_while_a_held_report_needs_them() -> None:
+    c = feed(
+        call("old", SCAMMER, VICTIM, at=T0 - 40 * DAY),  # before any window
+        call("used", SCAMMER, VICTIM, at=T0 - HOUR),
+        report("r1", SCAMMER),
+    )
+    c.decide(NOW)
+    c.add_event(call("clock", OTHER_SIM, VICTIM_2, at=T0 + 40 * DAY))  # the events' clock moves on
+    index = c.correlation.index
+
+    assert c.correlation.forget_events() == 1  # "old"; r1's window still needs "used"
+    assert len(index) == 2 and [e.event_id for e in index.subscriber(SCAMMER)] == ["used"]
+    assert not c.add_event(call("old", SCAMMER, VICTIM, at=T0 - 40 * DAY))  # a redelivery is ignored
+    assert not c.add_event(call("late", SCAMMER, VICTIM_2, at=T0 - 35 * DAY))  # so is anything as old
+    assert c.decide(NOW) == Issued()  # forgetting recomputed and decided nothing
+
+    assert c.correlation.forget_reports(["r1"]) == 1
+    assert c.correlation.forget_events() == 1  # "used": no held report needs it any more
+    assert len(index) == 1
+
+
+def test_a_warned_numbers_operator_outlives_its_forgotten_events_for_the_operator_memory() -> None:
+    c = feed(
+        event("own", "sms", VICTIM, T0 - 32 * DAY, "DTAC", counterparty_msisdn=VICTIM_2),
+        call("c1", SCAMMER, VICTIM, at=T0 - 3 * HOUR),
+        report("r1", SCAMMER),
+    )
+    assert warnings(c.decide(NOW))[VICTIM].operator == "DTAC"
+    c.add_event(call("clock", OTHER_SIM, MULE_SIM, at=T0 + DAY))
+    assert c.correlation.forget_events() == 1  # "own": before r1's window
+    c.add_event(call("c2", SCAMMER, VICTIM, at=T0 - 2 * HOUR))  # a later contact changes the warning
+    assert warnings(c.decide(NOW))[VICTIM].operator == "DTAC"
+
+    c.add_event(call("clock-2", OTHER_SIM, MULE_SIM, at=T0 + 4 * DAY))  # 36 days after "own"
+    c.correlation.forget_events()
+    c.add_event(call("c3", SCAMMER, VICTIM, at=T0 - HOUR))
+    assert warnings(c.decide(NOW))[VICTIM].operator == SETTINGS.default_addressee
+
+
+def test_forgetting_a_report_drops_what_it_implies_and_decides_nothing() -> None:
+    c = feed(call("c1", SCAMMER, VICTIM), report("r1", SCAMMER, SCAMMER_2), report("r2", SCAMMER))
+    c.add_accounts([("bank", "KBANK", "0822222222")])  # SCAMMER_2's number as a payment proxy
+    first = c.decide(NOW)
+    assert set(suspensions(first)) == {msisdn(SCAMMER), msisdn(SCAMMER_2)} and first.links
+
+    assert c.correlation.forget_reports(["r1", "r1", "never-seen"]) == 1
+    assert c.decide(NOW) == Issued()
+    assert sorted(c.correlation.reports) == ["r2"]
+
+    # What comes next is decided without r1: r2 still names SCAMMER, nobody SCAMMER_2.
+    c.add_event(call("c2", SCAMMER, VICTIM_2))
+    c.add_event(call("c3", SCAMMER_2, VICTIM_2))
+    c.add_accounts([("bank", "SCB", "0822222222")])
+    later = c.decide(NOW + 1)
+    assert set(suspensions(later)) == {msisdn(SCAMMER)}
+    assert suspensions(later)[msisdn(SCAMMER)].report_ids == ("r2",)
+    assert {number: w.report_ids for number, w in warnings(later).items()} == {VICTIM: ("r2",), VICTIM_2: ("r2",)}
+    assert later.links == {}

@@ -157,12 +157,11 @@ def _report_json(r: Report) -> bytes:
 def records_of(events: Sequence[Report | Transfer]) -> list[Record]:
     out = []
     for offset, event in enumerate(events):
+        received_ms = NOW_MS - 1_000_000 + offset  # shortly before now: no report has expired by then
         if isinstance(event, Report):
-            out.append(Record(SETTINGS.topic(VICTIM_REPORTS), 0, offset, 1_000_000 + offset, _report_json(event)))
+            out.append(Record(SETTINGS.topic(VICTIM_REPORTS), 0, offset, received_ms, _report_json(event)))
         else:
-            out.append(
-                Record(SETTINGS.topic(BANK_TRANSACTIONS), 0, offset, 1_000_000 + offset, _transaction_json(event))
-            )
+            out.append(Record(SETTINGS.topic(BANK_TRANSACTIONS), 0, offset, received_ms, _transaction_json(event)))
     return out
 
 
