@@ -192,14 +192,18 @@ class Interception:
         """Forget what is past its retention (README, *What expires, and when*), issuing and deciding nothing.
 
         Reports first: what the telecom correlation, the freeze book and the action book keep
-        follows from which reports are still in force, so an action a report in force stands
-        behind is never touched. The lifecycle forgets what the action book forgot.
+        follows from which reports expired, so an action a report in force stands behind is never
+        touched. The lifecycle forgets what the action book forgot.
         """
+        settings = self.settings
         expired = self.revisions.expire(now_ms)
         self.telecom.forget_reports(expired)
-        in_force = self.revisions.__contains__
-        holdings = self.freezes.forget(in_force)
-        actions = self.actions.forget(in_force, released_before_ms=now_ms - self.settings.expiry_grace_ms)
+        holdings = self.freezes.forget(self.revisions.__contains__)
+        actions = self.actions.forget(
+            self.revisions.expired,
+            unseen_before_ms=now_ms - settings.report_retention_ms,
+            released_before_ms=now_ms - settings.expiry_grace_ms,
+        )
         self.lifecycle.forget(actions)
         return ExpiryCounts(
             transactions=self.trail.evict(),

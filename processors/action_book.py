@@ -12,8 +12,8 @@ later re-activation. At start-up the versions already on the actions topics are 
 (highest version wins); after the inputs are replayed, ``adopt`` attaches the rebuilt order to a
 restored version with the same fingerprint, issuing nothing.
 
-Actions expire: ``forget`` drops those no report in force stands behind any more, issuing nothing,
-and keeps only their last version number, so an action called for again goes on from there.
+Actions expire: ``forget`` drops those whose reports have all expired, issuing nothing, and keeps
+only their last version number, so an action called for again goes on from there.
 """
 
 from __future__ import annotations
@@ -164,15 +164,22 @@ class ActionBook:
                 adopted += 1
         return adopted
 
-    def forget(self, in_force: Callable[[str], bool], released_before_ms: int) -> list[str]:
+    def forget(
+        self, expired: Callable[[str], bool | None], *, unseen_before_ms: int, released_before_ms: int
+    ) -> list[str]:
         """Drop the actions done with, issuing nothing; their ids.
 
-        Done: an active last version behind which no report is ``in_force`` any more, or a release
-        issued before ``released_before_ms`` (its addressee had time to acknowledge it). Only the
-        last version number of each is kept: should anything call for the action again, it goes out
-        as the next version, never as a version 1 consumers would ignore.
+        Done: an active last version every report of which has ``expired``, or a release issued
+        before ``released_before_ms`` (its addressee had time to acknowledge it). A report not seen
+        (``expired`` says None: its batch is not redelivered yet after a restart, or the input topic
+        no longer holds it) counts as expired only behind a version issued before
+        ``unseen_before_ms``, one report retention ago: the report arrived before that version, so
+        it expired by now. Only the last version number of each action is kept: should anything call
+        for it again, it goes out as the next version, never as a version 1 consumers would ignore.
         """
-        gone = [a for a, entry in self._entries.items() if _done(entry.order, in_force, released_before_ms)]
+        gone = [
+            a for a, entry in self._entries.items() if _done(entry.order, expired, unseen_before_ms, released_before_ms)
+        ]
         for action_id in gone:
             self._retired[action_id] = self._entries.pop(action_id).order.version
         return gone
@@ -204,10 +211,14 @@ def _active(entry: _Entry) -> bool:
     return entry.order.status == "active"
 
 
-def _done(order: Action, in_force: Callable[[str], bool], released_before_ms: int) -> bool:
-    if order.status == "active":
-        return not any(map(in_force, order.report_ids))
-    return order.issued_at_ms < released_before_ms
+def _done(order: Action, expired: Callable[[str], bool | None], unseen_before_ms: int, released_before_ms: int) -> bool:
+    if order.status != "active":
+        return order.issued_at_ms < released_before_ms
+    for report_id in order.report_ids:
+        state = expired(report_id)
+        if state is False or (state is None and order.issued_at_ms >= unseen_before_ms):
+            return False
+    return True
 
 
 def _at_level(order: A, level: int) -> A:

@@ -109,6 +109,12 @@ class ReportRevisions(Mapping[str, Report]):
         )
         return RevisionDecision("conflicting", held, error=error)
 
+    def expired(self, report_id: str) -> bool | None:
+        """True once the report expired, False while it is in force, None for a report_id not seen (or long closed)."""
+        if report_id in self._effective:
+            return False
+        return True if report_id in self._closed else None
+
     def expire(self, now_ms: int) -> list[str]:
         """Close the reports whose revision in force arrived ``retention_ms`` or more before ``now_ms``; their ids.
 

@@ -211,3 +211,23 @@ def test_a_restart_keeps_what_is_still_in_force_and_issues_nothing() -> None:
     assert sorted(restarted.revisions) == ["R-2"]
     assert sorted((a.kind, a.version) for a in restarted.actions) == [("freeze", 2), ("suspension", 2), ("warning", 2)]
     assert restarted.process(second, EXPIRES).actions == []  # a redelivered batch issues nothing new
+
+
+def test_a_restart_before_the_reports_batch_was_committed_forgets_nothing_and_issues_nothing() -> None:
+    """The crash window: actions published, offsets not committed, so the report is not replayed."""
+    _, published = _started()
+
+    restarted = _restart(published, [], now_ms=T + 1)
+
+    assert len(restarted.actions) == 3 and len(restarted.lifecycle) == 2  # the reports behind them are unseen
+    redelivered = restarted.process(FIRST, T + 1)
+    assert (redelivered.actions, redelivered.warnings) == ([], [])
+
+
+def test_a_restart_forgets_actions_whose_reports_the_input_topic_no_longer_holds() -> None:
+    _, published = _started()
+
+    assert len(_restart(published, [], now_ms=EXPIRES).actions) == 3  # R-1 may still be in force
+    restarted = _restart(published, [], now_ms=EXPIRES + 1)  # issued before R-1's retention ago: R-1 expired
+
+    assert len(restarted.actions) == 0 and len(restarted.lifecycle) == 0

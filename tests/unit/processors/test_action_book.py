@@ -209,20 +209,39 @@ def test_settle_keeps_the_order_it_is_given_and_returns_only_new_versions() -> N
 
 # -- expiry ---------------------------------------------------------------------------------------
 
+RETENTION = 8 * 24 * 3_600_000  # a report's hold and grace
 
-def test_forget_drops_only_what_no_report_in_force_stands_behind_and_issues_nothing() -> None:
+
+def forget(book: ActionBook, expired: set[str], now_ms: int = NOW, grace_ms: int = 0) -> list[str]:
+    """Forget as the pipeline does, with ``expired`` the reports that expired and r1..r9 otherwise in force."""
+
+    def state(report_id: str) -> bool | None:
+        return True if report_id in expired else (False if report_id.startswith("r") else None)
+
+    return book.forget(state, unseen_before_ms=now_ms - RETENTION, released_before_ms=now_ms - grace_ms)
+
+
+def test_forget_drops_only_actions_whose_reports_all_expired_and_issues_nothing() -> None:
     book = ActionBook()
     old = book.propose(freeze(action_id="frz-old"))  # behind it: r1 only
     shared = book.propose(replace(suspension(), report_ids=("r1", "r2")))
     warned = book.propose(warning(report_ids=("r2",)))
     assert old is not None and shared is not None and warned is not None
 
-    assert book.forget({"r2"}.__contains__, released_before_ms=NOW) == ["frz-old"]
+    assert forget(book, {"r1"}) == ["frz-old"]
 
     assert book.last("frz-old") is None and book.retired("frz-old")
     assert book.last("sus-1") == shared and book.last("wrn-1") == warned  # in force: untouched, same version
     assert len(book) == 2
     assert book.withdraw("frz-old", NOW) is None and book.escalate("frz-old", NOW) is None  # nothing to release
+
+
+def test_a_report_not_seen_counts_as_expired_only_behind_a_version_older_than_its_retention() -> None:
+    book = ActionBook()
+    book.propose(replace(freeze(), report_ids=("unseen",)))  # after a restart: its batch not redelivered yet
+
+    assert forget(book, set(), now_ms=NOW + RETENTION) == []
+    assert forget(book, set(), now_ms=NOW + RETENTION + 1) == ["frz-1"]  # the report arrived before NOW
 
 
 def test_a_release_is_forgotten_once_its_addressee_had_the_grace_to_acknowledge_it() -> None:
@@ -231,15 +250,15 @@ def test_a_release_is_forgotten_once_its_addressee_had_the_grace_to_acknowledge_
     released = book.withdraw("frz-1", NOW + 10)
     assert released is not None and released.report_ids == ()
 
-    assert book.forget(lambda _: True, released_before_ms=NOW + 10) == []
-    assert book.forget(lambda _: True, released_before_ms=NOW + 11) == ["frz-1"]
+    assert forget(book, set(), now_ms=NOW + 20, grace_ms=10) == []
+    assert forget(book, set(), now_ms=NOW + 21, grace_ms=10) == ["frz-1"]
 
 
 def test_versions_keep_rising_when_a_forgotten_action_is_called_for_again() -> None:
     book = ActionBook()
     book.propose(freeze())
     book.propose(freeze(hold=10_000))
-    book.forget(lambda _: False, released_before_ms=NOW)
+    forget(book, {"r1"})
 
     again = book.propose(replace(freeze(hold=10_000), report_ids=("r9",)))
     assert again is not None and again.version == 3  # never a version 1 that consumers keeping the highest ignore

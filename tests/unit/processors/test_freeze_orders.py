@@ -352,17 +352,22 @@ def test_forget_drops_the_traces_and_links_only_expired_reports_stand_behind() -
     assert pipeline.book.freezes.forget({"r2"}.__contains__) == 0
 
 
+def expire(pipeline: Pipeline, in_force: Mapping[str, Report]) -> list[str]:
+    """Forget as the pipeline does when every report but those ``in_force`` expired; the actions forgotten."""
+    pipeline.book.freezes.forget(in_force.__contains__)
+    return pipeline.book.actions.forget(lambda r: r not in in_force, unseen_before_ms=NOW_MS, released_before_ms=NOW_MS)
+
+
 def test_money_of_expired_reports_moving_on_is_neither_held_nor_released() -> None:
     pipeline = Pipeline()
     pipeline.feed(R1, A_TO_B)
-    expired = {"r2": R2}  # the reports in force: r1 expired
-    pipeline.book.freezes.forget(expired.__contains__)
-    assert pipeline.book.actions.forget(expired.__contains__, released_before_ms=NOW_MS) != []
+    in_force = {"r2": R2}  # r1 expired
+    assert expire(pipeline, in_force) != []
 
     # The trail still follows r1's money (its own expiry is separate) when b passes it on.
     pipeline.take(transfer("b-d", "b", "d", 30_000, at_ms=200))
     assert set(pipeline.traces) >= {holding("b"), holding("d")}
-    assert pipeline.book.update(pipeline.traces, {}, expired, NOW_MS + 1) == []
+    assert pipeline.book.update(pipeline.traces, {}, in_force, NOW_MS + 1) == []
 
 
 def test_a_trace_that_keeps_a_report_in_force_still_decides_its_order() -> None:
@@ -371,7 +376,7 @@ def test_a_trace_that_keeps_a_report_in_force_still_decides_its_order() -> None:
     pipeline.feed(R1, shared)
     in_force = {"r2": shared}  # r1 expired, r2 still holds account a
     assert pipeline.book.freezes.forget(in_force.__contains__) == 0
-    assert pipeline.book.actions.forget(in_force.__contains__, released_before_ms=NOW_MS) == []
+    assert expire(pipeline, in_force) == []
 
     pipeline.take(A_TO_B)
     issued = {o.target[2]: o for o in pipeline.book.update(pipeline.traces, {}, in_force, NOW_MS + 1)}

@@ -156,6 +156,7 @@ def test_a_report_expires_its_retention_after_its_last_revision_arrived() -> Non
     assert revisions.expire(101_999) == []
     assert revisions.expire(102_000) == ["TH-2"]
     assert "TH-2" not in revisions and "TH-1" in revisions
+    assert (revisions.expired("TH-2"), revisions.expired("TH-1"), revisions.expired("TH-9")) == (True, False, None)
     assert revisions.expire(150_000) == ["TH-1"]
     assert len(revisions) == 0 and "TH-1" not in revisions
 
@@ -196,5 +197,6 @@ def test_a_closed_report_id_is_new_again_once_the_topic_no_longer_holds_the_repo
     assert revisions.receive(report(received_at_ms=101_000 + CLOSED_MS - 1)).outcome == "expired"
 
     revisions.expire(101_000 + CLOSED_MS)
+    assert revisions.expired("TH-1") is None  # as after a restart, once the topic no longer holds it
     again = report(received_at_ms=101_000 + CLOSED_MS)
     assert revisions.receive(again) == RevisionDecision("new", again)
