@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DURATION ?=
+OUT ?= .interceptor/simulation
+SEED ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test unit integration lint bench schemas clean
+.PHONY: help setup run test unit integration lint bench simulate schemas clean
 
 help: ## list every target
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,7 +17,7 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,simulate]'
 	touch $@
 
 setup: $(INSTALLED) ## create .venv and install the project with its test tools
@@ -39,6 +41,9 @@ lint: $(INSTALLED) ## ruff (bugbear, bandit, timezone rules) and mypy on the pur
 
 bench: $(INSTALLED) ## throughput and latency figures on the embedded broker
 	$(BIN)/interceptor bench
+
+simulate: $(INSTALLED) ## a seeded scam world through broker and worker, scored: OUT=dir (default .interceptor/simulation), SEED=n
+	$(BIN)/interceptor simulate --out $(OUT) $(if $(SEED),--seed $(SEED))
 
 schemas: $(INSTALLED) ## regenerate schemas/json from the topic catalogue
 	$(BIN)/interceptor schemas export schemas/json

@@ -1,4 +1,4 @@
-"""The ``interceptor`` command: broker, topics, worker, demo, schemas, bench."""
+"""The ``interceptor`` command: broker, topics, worker, demo, schemas, bench, simulate."""
 
 from __future__ import annotations
 
@@ -94,6 +94,23 @@ def cmd_bench(args: argparse.Namespace) -> None:
     run_bench(_settings(args), transactions=args.transactions)
 
 
+def cmd_simulate(args: argparse.Namespace) -> None:
+    import json
+
+    from connectors.scenario import load_scenario, scenario_schema
+    from pipeline.simulate import run_simulation
+
+    if args.scenario_schema:
+        print(json.dumps(scenario_schema(), indent=2))
+        return
+    if args.out is None:
+        raise InterceptorError("simulate: --out DIR is required")
+    scenario = load_scenario(args.scenario)
+    if args.seed is not None:
+        scenario = scenario.model_copy(update={"seed": args.seed})
+    run_simulation(_settings(args), scenario, args.out)
+
+
 def _wait_for_signal() -> None:
     stop = asyncio.Event()
 
@@ -161,13 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap_flag(bench)
     bench.add_argument("--transactions", type=int, default=200_000, help="bank transactions per throughput run")
     bench.set_defaults(run=cmd_bench)
+
+    simulate = commands.add_parser(
+        "simulate", help="a seeded scam world through the broker and worker, scored against its ground truth"
+    )
+    bootstrap_flag(simulate)
+    simulate.add_argument("--out", type=Path, metavar="DIR", help="where summary.json, table.txt and the plot go")
+    simulate.add_argument("--seed", type=int, help="the world's seed (default: the scenario's)")
+    simulate.add_argument(
+        "--scenario", type=Path, metavar="FILE", help="YAML or JSON scenario (default: connectors/scenarios/thailand.yaml)"
+    )
+    simulate.add_argument("--scenario-schema", action="store_true", help="print the scenario file's JSON Schema")
+    simulate.set_defaults(run=cmd_simulate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The demo and the bench print their own story; library chatter would drown it.
-    quiet = args.command in ("demo", "bench")
+    quiet = args.command in ("demo", "bench", "simulate")
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
