@@ -214,5 +214,14 @@ def load_scenario(path: Path | None = None) -> Scenario:
         raise ScenarioError(f"{path}: {error}") from None
 
 
+def small_town(seed: int = 3) -> Scenario:
+    """The default world shrunk to a small town: one day of attacks, reports within two days. For tests."""
+    scenario = load_scenario().scaled(0.1, days=1)
+    reports = scenario.reports.model_copy(update={"median_delay": timedelta(hours=6), "max_delay": timedelta(days=2)})
+    gangs = scenario.gangs.model_copy(update={"victims_per_day": 80})
+    update = {"name": "small-town", "seed": seed, "tail_days": 2.5, "reports": reports, "gangs": gangs}
+    return scenario.model_copy(update=update)
+
+
 def scenario_schema() -> dict[str, Any]:
     return Scenario.model_json_schema()
