@@ -6,7 +6,9 @@
 (d) report -> freeze-action latency while 5,000 transactions/s flow in the background,
 (e) re-trace cost per batch in a case of 10,000 accounts taking 1,000 new transactions/s,
 (f) 3,000 victims' money fanning in to one cash-out account: per batch, in all, and end to end
-    (both in ``pipeline.bench_retrace``).
+    (both in ``pipeline.bench_retrace``),
+(g) and (h) the trail store: memory and disk per transaction, and restart time at two history
+    sizes (``pipeline.bench_durable``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -27,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
+from pipeline.bench_durable import footprint_in_a_fresh_process, measure_restarts
 from pipeline.bench_retrace import (
     FAN_IN_REPORTS_PER_BATCH,
     consumed_records,
@@ -52,15 +55,52 @@ CASE_BATCHES = 20
 FAN_IN_VICTIMS = 3_000
 
 
-def run_bench(settings: Settings, transactions: int) -> None:
+def run_bench(settings: Settings, transactions: int, history: tuple[int, int] = (1_000_000, 3_000_000)) -> None:
     with contextlib.ExitStack() as stack:
         bootstrap = settings.bootstrap_servers
         if not bootstrap:
             bootstrap = stack.enter_context(EmbeddedBroker(port=0)).bootstrap
-        asyncio.run(_bench(settings, bootstrap, transactions))
+        figures = asyncio.run(_bench(settings, bootstrap, transactions))
+        figures.update(asyncio.run(_bench_durable_state(settings, bootstrap, history)))
+        print(orjson.dumps(figures).decode(), flush=True)
 
 
-async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
+async def _bench_durable_state(settings: Settings, bootstrap: str, history: tuple[int, int]) -> dict[str, float]:
+    small, large = history
+    figures: dict[str, float] = {}
+    footprints = [footprint_in_a_fresh_process(small, large, store) for store in ("rocksdb", "memory")]
+    for footprint in footprints:
+        disk = footprint.disk_bytes_per_transaction
+        added = footprint.bytes_per_added_transaction
+        print(f"(g) trail on {footprint.store:<8} {added:>6,.0f} bytes of RAM per added "
+              f"transaction ({small:,} -> {large:,})" + (f", {disk:,.0f} bytes on disk" if disk else "")
+              + f"; indexing alone {footprint.ingest_per_second:,.0f} tx/s", flush=True)  # fmt: skip
+        figures[f"ram_bytes_per_added_transaction_{footprint.store}"] = round(footprint.bytes_per_added_transaction)
+        figures[f"index_only_tps_{footprint.store}"] = round(footprint.ingest_per_second)
+    figures["disk_bytes_per_transaction_rocksdb"] = round(footprints[0].disk_bytes_per_transaction or 0)
+    for store in ("rocksdb", "memory"):
+        run = uuid.uuid4().hex[:8]
+        restart_settings = settings.with_overrides(
+            topic_prefix=f"bench-{run}-restart.", consumer_group=f"bench-{run}-restart", trail_store=store
+        )
+        await create_topics(bootstrap, TOPICS, restart_settings.topic_prefix)
+        sizes = history if store == "rocksdb" else history[:1]  # replaying the feed: the small size makes the point
+        with tempfile.TemporaryDirectory() as workdir:
+            restarts = await measure_restarts(restart_settings, bootstrap, sizes, Path(workdir))
+        for restart in restarts:
+            print(f"(h) SIGKILL + restart, {store:<8} {restart.first_action_s:>5.1f} s to the first new action with "
+                  f"{restart.history:,} transactions indexed; {restart.replayed_bank_records:,} bank records "
+                  "replayed", flush=True)  # fmt: skip
+            figures[f"restart_to_first_action_s_{store}_{restart.history}"] = round(restart.first_action_s, 2)
+    ratio = (
+        figures[f"restart_to_first_action_s_rocksdb_{large}"] / figures[f"restart_to_first_action_s_rocksdb_{small}"]
+    )
+    print(f"    restart time ratio   {ratio:.2f} ({large:,} vs {small:,} transactions, rocksdb)", flush=True)
+    figures["restart_ratio_large_to_small_rocksdb"] = round(ratio, 2)
+    return figures
+
+
+async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     bench_settings = settings.with_overrides(topic_prefix=f"bench-{run}.", consumer_group=f"bench-{run}")
     await create_topics(bootstrap, TOPICS, bench_settings.topic_prefix)
@@ -70,7 +110,10 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
     await fill_topic(bootstrap, topic, bulk_bank_transactions(transactions, seed=1, start_ms=start_ms))
 
     pipeline = await _measure_pipeline(bench_settings, bootstrap, transactions)
-    print(f"(a) pipeline worker      {pipeline.per_second:>10,.0f} tx/s", flush=True)
+    print(f"(a) pipeline worker      {pipeline.per_second:>10,.0f} tx/s, trail on rocksdb", flush=True)
+    in_memory_settings = bench_settings.with_overrides(consumer_group=f"bench-{run}-memory", trail_store="memory")
+    in_memory = await _measure_pipeline(in_memory_settings, bootstrap, transactions)
+    print(f"    the same, in memory  {in_memory.per_second:>10,.0f} tx/s", flush=True)
     bare = await measure_bare_aiokafka(bootstrap, topic, transactions)
     print(f"(b) bare aiokafka loop   {bare.per_second:>10,.0f} tx/s", flush=True)
     with tempfile.TemporaryDirectory() as workdir:
@@ -102,6 +145,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
     print(f"    fan-in end to end    {end_to_end:.2f} s through the broker and the worker", flush=True)
     figures = {
         "pipeline_tps": round(pipeline.per_second),
+        "pipeline_tps_trail_in_memory": round(in_memory.per_second),
         "aiokafka_tps": round(bare.per_second),
         "naive_faust_tps": round(naive.per_second),
         "latency_p50_ms": round(p50, 1),
@@ -118,7 +162,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> None:
         "fan_in_total_s": round(fan_in.batches.total_s, 2),
         "fan_in_end_to_end_s": round(end_to_end, 2),
     }
-    print(orjson.dumps(figures).decode(), flush=True)
+    return figures
 
 
 async def _measure_pipeline(settings: Settings, bootstrap: str, expected: int) -> Throughput:

@@ -61,17 +61,14 @@ def cmd_topics_table(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    import faust
-
-    from pipeline.app import create_app
+    from pipeline.app import create_worker
     from pipeline.broker import create_topics
     from pipeline.topics import TOPICS
 
     settings = _settings(args)
     bootstrap = _require_bootstrap(settings)
     asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor))
-    app, _ = create_app(settings, bootstrap)
-    faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    create_worker(settings, bootstrap, loglevel=args.loglevel).execute_from_commandline()
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -81,17 +78,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_schemas_export(args: argparse.Namespace) -> None:
-    from pipeline.topics import TOPICS
+    from pipeline.topics import wire_models
     from schemas.export import export_json_schemas
 
-    for path in export_json_schemas(Path(args.directory), {t.name: t.model for t in TOPICS}):
+    for path in export_json_schemas(Path(args.directory), wire_models()):
         print(path)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from pipeline.bench import run_bench
 
-    run_bench(_settings(args), transactions=args.transactions)
+    history = tuple(int(size) for size in args.history.split(","))
+    run_bench(_settings(args), transactions=args.transactions, history=history)
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -177,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="throughput and latency figures on the embedded broker")
     bootstrap_flag(bench)
     bench.add_argument("--transactions", type=int, default=200_000, help="bank transactions per throughput run")
+    bench.add_argument(
+        "--history", default="1000000,3000000", help="two history sizes for the memory and restart figures"
+    )
     bench.set_defaults(run=cmd_bench)
 
     simulate = commands.add_parser(
@@ -186,7 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", type=Path, metavar="DIR", help="where summary.json, table.txt and the plot go")
     simulate.add_argument("--seed", type=int, help="the world's seed (default: the scenario's)")
     simulate.add_argument(
-        "--scenario", type=Path, metavar="FILE", help="YAML or JSON scenario (default: connectors/scenarios/thailand.yaml)"
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="YAML or JSON scenario (default: connectors/scenarios/thailand.yaml)",
     )
     simulate.add_argument("--scenario-schema", action="store_true", help="print the scenario file's JSON Schema")
     simulate.set_defaults(run=cmd_simulate)

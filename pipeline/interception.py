@@ -19,6 +19,7 @@ from processors.money_trail import MoneyTrail
 from processors.records import Transfer
 from processors.report_revisions import ReportRevisions
 from processors.telecom import SuspensionOrder, TelecomCorrelation, TelecomDecisions, WarningOrder
+from processors.transfer_store import TransferStores
 from schemas.decode import (
     Rejection,
     decode_action_ack,
@@ -90,10 +91,10 @@ class Interception:
     (issued or restored) in ``_track``; ``expire`` forgets what is past its retention.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stores: TransferStores | None = None) -> None:
         self.settings = settings
         self.revisions = ReportRevisions(settings.report_retention_ms, closed_ms=VICTIM_REPORTS.retention_ms)
-        self.trail = MoneyTrail(settings.trace)
+        self.trail = MoneyTrail(settings.trace, stores=stores)
         self.freezes = FreezeBook(max_hops=settings.max_hops, hold_duration_ms=settings.hold_duration_ms)
         self.telecom = TelecomCorrelation(settings.telecom)
         self.actions = ActionBook()

@@ -66,6 +66,11 @@ class Metrics:
         self.indexed_transactions = Gauge(
             "interceptor_indexed_transactions", "Bank transactions held for tracing", registry=self.registry
         )
+        self.recovery_seconds = Gauge(
+            "interceptor_recovery_seconds",
+            "How long the last start or takeover took to rebuild state before consuming",
+            registry=self.registry,
+        )
         self.live_freeze_actions = Gauge(
             "interceptor_live_freeze_actions", "Active freeze actions", registry=self.registry
         )

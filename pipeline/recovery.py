@@ -20,6 +20,7 @@ from pipeline.errors import BrokerError
 log = logging.getLogger(__name__)
 
 Records = Sequence[ConsumerRecord[bytes, bytes]]
+_FETCH_WAIT_MS = 10  # the broker's default 500 ms wait on an empty or drained partition adds up across topics
 
 
 async def read_partitions(
@@ -27,22 +28,29 @@ async def read_partitions(
     stop_at: dict[TopicPartition, int | None],
     apply: Callable[[Records], None],
     timeout_s: float = 600.0,
+    start_at: dict[TopicPartition, int] | None = None,
 ) -> int:
-    """Feed ``apply`` every record from the start of each partition up to its offset (None = its end).
+    """Feed ``apply`` every record from the start of each partition (or ``start_at``) up to its offset (None = its end).
 
     The end is the high-water mark that fetch responses carry (Tansu's ListOffsets is wrong).
     """
     if not stop_at:
         return 0
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_wait_ms=_FETCH_WAIT_MS,
     )
     await consumer.start()
     applied = 0
     try:
         consumer.assign(list(stop_at))
         await consumer.seek_to_beginning(*stop_at)
-        pending = {tp for tp, offset in stop_at.items() if offset != 0}
+        starts = start_at or {}
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        pending = {tp for tp, offset in stop_at.items() if offset is None or offset > starts.get(tp, 0)}
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
@@ -70,5 +78,22 @@ async def partitions_of(bootstrap: str, topic: str) -> set[int]:
     try:
         await consumer.topics()
         return set(consumer.partitions_for_topic(topic) or ())
+    finally:
+        await consumer.stop()
+
+
+async def high_water(bootstrap: str, tp: TopicPartition, timeout_s: float = 10.0) -> int:
+    """The partition's end, from the high-water mark a fetch response carries."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=_FETCH_WAIT_MS)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        deadline = time.monotonic() + timeout_s
+        while (highwater := consumer.highwater(tp)) is None:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no fetch response for {tp} within {timeout_s} s")
+            await consumer.getmany(tp, timeout_ms=100, max_records=1)
+        return highwater
     finally:
         await consumer.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,10 +80,20 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="how long the broker may hold a fetch for more data")
     session_timeout_ms: int = Field(default=6_000, ge=1_000, description="Tansu: a group join takes half of this")
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    group_instance_id: str | None = Field(
+        default=None,
+        description="static group membership (KIP-345): a worker restarted under the same id within the session "
+        "timeout gets its partitions back without a rebalance; one id per worker process",
+    )
     housekeeping_interval_s: float = Field(default=10.0, gt=0)
 
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     data_dir: Path = Path(".interceptor")
+    trail_store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="rocksdb: bank transfers on local disk with a changelog, restart in seconds; "
+        "memory: everything in RAM, rebuilt from the input topics on every start",
+    )
     embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port")
 
     @property

@@ -20,11 +20,11 @@ DAY_MS = 24 * 3600 * 1000
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    direction: Literal["in", "out"]
+    direction: Literal["in", "out", "internal"]
     key: str
     partitions: int
     retention_ms: int
-    model: type[BaseModel]
+    model: type[BaseModel] | None  # None: internal, not part of the wire contract
     description: str
     compacted: bool = False
     per_addressee: bool = False  # also routed to `<name>.<addressee>`, so each institution reads only its own
@@ -129,6 +129,16 @@ VICTIM_WARNINGS = TopicSpec(
     compacted=True,
 )
 
+TRAIL_CHANGELOG = TopicSpec(
+    "trail-changelog",
+    "internal",
+    "consumer group",
+    1,
+    14 * DAY_MS,
+    None,
+    "the trail store's rows, checkpoint by checkpoint: restores a lost disk without the input history",
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     VICTIM_REPORTS,
     BANK_TRANSACTIONS,
@@ -138,8 +148,14 @@ TOPICS: tuple[TopicSpec, ...] = (
     SUSPENSION_ACTIONS,
     VICTIM_WARNINGS,
     DEAD_LETTERS,
+    TRAIL_CHANGELOG,
 )
 INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
+
+
+def wire_models() -> dict[str, type[BaseModel]]:
+    """The partner-facing topics and their contract (internal topics have none)."""
+    return {t.name: t.model for t in TOPICS if t.model is not None}
 
 
 def addressee_topic(spec: TopicSpec, addressee: str) -> str:
@@ -160,9 +176,10 @@ def topic_table_markdown() -> str:
     ]
     for topic in TOPICS:
         retention = f"{topic.retention_ms // DAY_MS} d" + (", compacted" if topic.compacted else "")
+        schema = "internal, msgpack rows" if topic.model is None else f"`schemas/json/{topic.name}.schema.json`"
         rows.append(
             f"| `{topic.name}` | {topic.direction} | {topic.key} | {topic.partitions} | {retention} "
-            f"| `schemas/json/{topic.name}.schema.json` | {topic.description} |"
+            f"| {schema} | {topic.description} |"
         )
         if topic.per_addressee:
             rows.append(

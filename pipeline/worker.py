@@ -1,19 +1,26 @@
 """The worker's hot loop: consume a batch, trace it, publish what it produced, then commit.
 
-faust's per-event path tops out at a few thousand events/s here, so the high-rate
-feed runs in this batch loop on aiokafka, as a service inside the faust worker.
+faust's per-event path tops out at a few thousand events/s here, so every input runs
+in this batch loop on aiokafka, a ``mode`` service (``pipeline.app``).
 
-Commit order, per batch (what makes at-least-once true after a crash):
-  1. decode, trace and correlate the batch in memory;
+Commit order, per batch (Quix Streams' checkpoint; what makes at-least-once true after a crash):
+  1. decode, trace and correlate the batch in memory (the trail store buffers its writes);
   2. send every action (to its shared and its addressee's topic), warning and dead letter;
-  3. wait until the broker acknowledged all of them;
-  4. commit the batch's offsets;
-  5. record metrics.
-A crash before step 4 redelivers the batch. Recovery reads back the actions already
-issued, then rebuilds the trace, correlation and lifecycle from the inputs up to the
-committed offsets, so the redelivered batch reproduces the same actions and issues no
-new versions. Escalations come from a timer, under the same lock as the batches, so
-versions of one action go out in order.
+  3. send the trail store's rows for the batch to its changelog, with the offsets they reflect;
+  4. wait until the broker acknowledged all of them;
+  5. commit the batch's offsets;
+  6. write the trail store's rows to local disk, in one atomic batch;
+  7. record metrics.
+A crash before step 5 redelivers the batch; a crash before step 6 leaves the local store a
+batch behind, which the changelog's tail (or the input's) brings up to date.
+
+Recovery: the trail store catches up with its changelog (all of it if the disk was lost),
+the actions already issued are read back, then the small inputs (reports, telecom events,
+acks) are replayed up to the committed offsets, and bank transfers only from where the
+store left off. The trace is rebuilt from the reports and the stored transfers, so the
+redelivered batch reproduces the same actions and issues no new versions. With
+``trail_store = memory`` every input is replayed from the start instead. Escalations come
+from a timer, under the same lock as the batches, so versions of one action go out in order.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import mode
@@ -30,13 +38,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from pipeline.assignment import SingleActiveAssignor
+from pipeline.changelog import catch_up, log_changes
 from pipeline.encode import restore_freeze_order, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception, IssuedAction
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
-from pipeline.recovery import Records, partitions_of, read_partitions
+from pipeline.recovery import Records, high_water, partitions_of, read_partitions
 from pipeline.settings import Settings
-from pipeline.topics import FREEZE_ACTIONS, INPUT_TOPICS, SUSPENSION_ACTIONS, VICTIM_WARNINGS
+from pipeline.topics import (
+    BANK_TRANSACTIONS,
+    FREEZE_ACTIONS,
+    INPUT_TOPICS,
+    SUSPENSION_ACTIONS,
+    TRAIL_CHANGELOG,
+    VICTIM_WARNINGS,
+)
+from pipeline.trail_store import RocksStores
 from processors.priority import priority_band
 
 log = logging.getLogger(__name__)
@@ -59,6 +76,16 @@ class _AssignmentWatch(ConsumerRebalanceListener):  # type: ignore[misc]
             self.changed.set()
 
 
+@dataclass(slots=True)
+class Recovery:
+    """What the last start or takeover read to rebuild its state."""
+
+    changelog_messages: int = 0
+    replayed: Counter[str] = field(default_factory=Counter)  # input records per topic
+    restored_actions: int = 0
+    seconds: float = 0.0
+
+
 class InterceptionWorker(mode.Service):
     """Owns the consumer, the producer and the interception state of one worker process."""
 
@@ -76,6 +103,10 @@ class InterceptionWorker(mode.Service):
         self._next_lag_at = 0.0
         self._publisher: Publisher | None = None
         self._publishing = asyncio.Lock()  # batch and escalation results go out one at a time, in order
+        self._stores: RocksStores | None = None
+        self.recovery = Recovery()
+        self._bank_topic = settings.topic(BANK_TRANSACTIONS)
+        self._changelog = settings.topic(TRAIL_CHANGELOG)
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -89,6 +120,7 @@ class InterceptionWorker(mode.Service):
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            group_instance_id=settings.group_instance_id,
             partition_assignment_strategy=(SingleActiveAssignor(),),
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=32 << 20,
@@ -100,6 +132,8 @@ class InterceptionWorker(mode.Service):
         self._consumer.subscribe([settings.topic(t) for t in INPUT_TOPICS], listener=self._watch)
 
     async def on_stop(self) -> None:
+        async with self._publishing:  # no batch, escalation or housekeeping is using the store as it closes
+            self._close_stores()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -129,13 +163,27 @@ class InterceptionWorker(mode.Service):
         started = time.perf_counter()
         records = [record for batch in batches.values() for record in batch]
         async with self._publishing:
+            if self.should_stop:
+                return  # stopping: the batch is not committed, and is redelivered
             result = self.interception.process(records, now_ms=_now_ms())
             for report_id in result.new_reports:
                 report = self.interception.revisions[report_id]
                 self._awaiting_first_action.setdefault(report_id, report.received_at_ms)
-            await self._publish(result)
+            offsets = {tp: batch[-1].offset + 1 for tp, batch in batches.items()}
+            stores, logged = self._stores, None
+            if stores is None:
+                await self._publish(result)
+            else:
+                changes = stores.stage({(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
+                logging = log_changes(
+                    self._producer, self._changelog, self.settings.consumer_group.encode(), changes,
+                    self.settings.max_action_bytes,
+                )  # fmt: skip
+                logged = (await asyncio.gather(self._publish(result), logging))[1]
             assert self._consumer is not None
-            await self._consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
+            await self._consumer.commit(offsets)
+            if stores is not None:
+                stores.flush(logged)
         for tp, batch in batches.items():
             self.metrics.events_consumed.labels(tp.topic).inc(len(batch))
         self.metrics.batch_size.observe(len(records))
@@ -193,6 +241,7 @@ class InterceptionWorker(mode.Service):
         self._watch.changed.clear()
         self._watch.recovered_once = True
         assigned = set(self._watch.assigned)
+        self._close_stores()  # whatever this batch buffered is dropped: it is redelivered
         self.interception = Interception(self.settings)
         self._awaiting_first_action.clear()
         if not assigned:
@@ -200,6 +249,9 @@ class InterceptionWorker(mode.Service):
             self.ready.set()
             return
         started = time.monotonic()
+        self.recovery = recovery = Recovery()
+        stores = await self._open_stores()
+        self.interception = Interception(self.settings, stores)
         restored = 0
         for spec, read in (
             (FREEZE_ACTIONS, restore_freeze_order),
@@ -214,18 +266,53 @@ class InterceptionWorker(mode.Service):
                 lambda records, read=read: self._restore(records, read),  # type: ignore[misc]
             )
         committed = {tp: (await consumer.committed(tp)) or 0 for tp in assigned}
+        stored = stores.offsets() if stores is not None else {}
+        start_at = {  # the transfers the store already holds are not replayed
+            tp: min(stored.get((tp.topic, tp.partition), 0), offset)
+            for tp, offset in committed.items()
+            if tp.topic == self._bank_topic
+        }
         scratch = BatchResult()
-        replayed = await read_partitions(
-            self.bootstrap, dict(committed), lambda records: self.interception.ingest(records, scratch)
-        )
+
+        def replay(records: Records) -> None:
+            if records:
+                recovery.replayed[records[0].topic] += len(records)
+                self.interception.ingest(records, scratch)
+
+        await read_partitions(self.bootstrap, dict(committed), replay, start_at=start_at)
         self.interception.rebuild(now_ms=_now_ms())
         for tp, offset in committed.items():
             consumer.seek(tp, offset)
+        recovery.restored_actions, recovery.seconds = restored, time.monotonic() - started
+        self.metrics.recovery_seconds.set(recovery.seconds)
         log.info(
-            "recovered %d input records and %d issued actions in %.1f s",
-            replayed, restored, time.monotonic() - started,
+            "recovered in %.1f s: %d changelog messages, %d issued actions, input records replayed: %s",
+            recovery.seconds, recovery.changelog_messages, restored, dict(recovery.replayed) or "none",
         )  # fmt: skip
         self.ready.set()
+
+    async def _open_stores(self) -> RocksStores | None:
+        """The trail store, brought up to date with its changelog; None when the trail is kept in memory."""
+        settings = self.settings
+        if settings.trail_store != "rocksdb":
+            return None
+        path = settings.data_dir / f"trail-{settings.topic_prefix}{settings.consumer_group}"
+        recheck_ms = settings.trace.history_retention_ms // 2
+        stores = RocksStores(path, recheck_ms)
+        end = await high_water(self.bootstrap, TopicPartition(self._changelog, 0))
+        if stores.changelog_offset() > end:
+            log.warning("the trail store at %s is ahead of its changelog (another cluster?): rebuilding it", path)
+            stores.close()
+            RocksStores.wipe(path)
+            stores = RocksStores(path, recheck_ms)
+        self.recovery.changelog_messages = await catch_up(self.bootstrap, self._changelog, stores)
+        self._stores = stores
+        return stores
+
+    def _close_stores(self) -> None:
+        if self._stores is not None:
+            self._stores.close()
+            self._stores = None
 
     def _restore(self, records: Records, read: Callable[[bytes], IssuedAction]) -> None:
         for record in records:
@@ -238,6 +325,8 @@ class InterceptionWorker(mode.Service):
         while not self.should_stop:
             await self.sleep(self.settings.housekeeping_interval_s)
             async with self._publishing:  # between batches, and never while a recovery rebuilds the state
+                if self.should_stop:
+                    return  # the store may be closed already
                 interception = self.interception
                 expired = asdict(interception.expire(_now_ms()))
                 for report_id in [r for r in self._awaiting_first_action if r not in interception.revisions]:

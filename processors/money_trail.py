@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from processors.records import AccountKey, Report, Transfer, account_label
+from processors.transfer_store import AccountTransfers, FeedStore, MemoryStores, Record, TransferStores
 
 Holding = tuple[AccountKey, str]  # where a traced amount sits: (account, currency)
 # One transfer on a lot's path: (txn_id, hop, source, target, at_ms, currency, amount). Hop 0 = a reported transfer.
 Step = tuple[str, int, AccountKey, AccountKey, int, str, int]
 # A piece of tainted money: (amount, the reports it belongs to, the transfers it took to get here).
 Lot = tuple[int, frozenset[str], tuple[Step, ...]]
-# The effective record of a transfer: (at_ms, source, target, amount, currency, txn_id, named by a report).
-Record = tuple[int, AccountKey, AccountKey, int, str, str, bool]
 Flow = tuple[str, AccountKey]  # (txn_id, source)
 
 UNREACHED = sys.maxsize
@@ -205,24 +204,23 @@ class TransferResolver:
     account can simply append it; every other message replaces the account's copy by txn_id.
     """
 
-    def __init__(self, history_retention_ms: int) -> None:
+    def __init__(self, history_retention_ms: int, feed: FeedStore) -> None:
         self._retention_ms = history_retention_ms
-        self.feed: dict[str, Record] = {}
+        self.feed = feed
         self._copies: dict[str, dict[str, Record]] = {}  # txn_id -> report_id -> record
         self._told: dict[str, tuple[Record, frozenset[str]]] = {}  # what the accounts were last told (claimed only)
-        self.watermark_ms = 0
-        self.forgotten_before_ms = -UNREACHED
 
     def add_feed(self, txn_id: str, record: Record) -> tuple[list[Told], list[Told]] | None:
         """A bank feed record; None if it changes nothing (a redelivery, or older than the evicted history)."""
-        if txn_id in self.feed or record[0] < self.forgotten_before_ms:
+        feed = self.feed
+        if record[0] < feed.forgotten_before_ms or feed.get(txn_id) is not None:
             return None
-        if record[0] > self.watermark_ms:
-            self.watermark_ms = record[0]
+        if record[0] > feed.watermark_ms:
+            feed.watermark_ms = record[0]
         if txn_id not in self._copies:  # the common case: nobody claims it
-            self.feed[txn_id] = record
+            feed.put(txn_id, record)
             return [(record[1], txn_id, record, NOBODY, True)], [(record[2], txn_id, record, NOBODY, True)]
-        return self._settle(txn_id, lambda: self.feed.__setitem__(txn_id, record))
+        return self._settle(txn_id, lambda: feed.put(txn_id, record))
 
     def claim(self, report_id: str, txn_id: str, record: Record | None) -> tuple[list[Told], list[Told]]:
         """A report says ``txn_id`` carried its money (or, with None, no longer says so)."""
@@ -247,8 +245,9 @@ class TransferResolver:
 
     def _settle(self, txn_id: str, change: Callable[[], None]) -> tuple[list[Told], list[Told]]:
         before = self._told.get(txn_id)
-        if before is None and txn_id in self.feed:
-            before = (self.feed[txn_id], NOBODY)
+        if before is None:
+            fed = self.feed.get(txn_id)
+            before = None if fed is None else (fed, NOBODY)
         change()
         after = self._current(txn_id)
         if after is None or not after[1]:
@@ -275,23 +274,21 @@ class TransferResolver:
 
         The accounts' partitions decide for themselves what they keep as evidence.
         """
-        cutoff = self.watermark_ms - self._retention_ms
-        if cutoff <= self.forgotten_before_ms:
+        feed = self.feed
+        cutoff = feed.watermark_ms - self._retention_ms
+        if cutoff <= feed.forgotten_before_ms:
             return 0
-        self.forgotten_before_ms = cutoff
-        gone = [t for t, record in self.feed.items() if record[0] < cutoff and t not in self._copies]
-        for txn_id in gone:
-            del self.feed[txn_id]
-        return len(gone)
+        feed.forgotten_before_ms = cutoff
+        return feed.evict(cutoff, self._copies.__contains__)
 
 
 class AccountTrail:
     """The accounts of one partition: their transfers, the tainted money that reached them, and its allocation."""
 
-    def __init__(self, settings: TraceSettings) -> None:
+    def __init__(self, settings: TraceSettings, outgoing: AccountTransfers, incoming: AccountTransfers) -> None:
         self.settings = settings
-        self._outgoing: dict[AccountKey, list[Record]] = {}
-        self._incoming: dict[AccountKey, list[Record]] = {}
+        self._outgoing = outgoing
+        self._incoming = incoming
         self._named: dict[str, frozenset[str]] = {}  # txn_id -> reports naming it, for transfers out of here
         self._named_out: dict[AccountKey, set[str]] = {}
         # Tainted money arriving, per receiving account: (txn_id, source) -> content. The source is part
@@ -306,7 +303,7 @@ class AccountTrail:
         self, source: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
     ) -> None:
         """A transfer out of ``source``: its record (None: not out of here any more) and the reports naming it."""
-        _put(self._outgoing, source, txn_id, _marked(record, named), new)
+        self._outgoing.put(source, txn_id, _marked(record, named), new)
         was_named = txn_id in self._named
         if named:
             self._named[txn_id] = named
@@ -321,7 +318,7 @@ class AccountTrail:
         self, target: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
     ) -> None:
         """A transfer into ``target``: it counts towards the target's counterparties (hubs)."""
-        _put(self._incoming, target, txn_id, _marked(record, named), new)
+        self._incoming.put(target, txn_id, _marked(record, named), new)
         if target in self._allocations:
             self._dirty.add(target)
 
@@ -417,7 +414,7 @@ class AccountTrail:
         outbound = sorted(
             (
                 record
-                for record in self._outgoing.get(account, ())
+                for record in self._outgoing.records(account)
                 if record[2] != account  # a self-transfer moves nothing
                 and ((record[0] >= first_ms and hub is None) or record[5] in named_by)
             ),
@@ -467,7 +464,7 @@ class AccountTrail:
             return None
         low, high = first_ms - settings.trace_window_ms, first_ms + settings.trace_window_ms
         parties: set[AccountKey] = set()
-        for record in chain(self._outgoing.get(account, ()), self._incoming.get(account, ())):
+        for record in chain(self._outgoing.records(account), self._incoming.records(account)):
             if not low <= record[0] <= high or record[6]:
                 continue  # victims paying a collection account do not make it a hub
             other = record[2] if record[1] == account else record[1]
@@ -479,36 +476,11 @@ class AccountTrail:
 
     def evict(self, cutoff_ms: int) -> int:
         """Forget transfers older than ``cutoff_ms`` of accounts the trail does not reach."""
-        gone = 0
-        for index in (self._outgoing, self._incoming):
-            for account in list(index):
-                if account in self._allocations or account in self._named_out:
-                    continue
-                records = index[account]
-                kept = [record for record in records if record[0] >= cutoff_ms]
-                gone += len(records) - len(kept)
-                if kept:
-                    index[account] = kept
-                else:
-                    del index[account]
-        return gone
 
+        def kept(account: AccountKey) -> bool:
+            return account in self._allocations or account in self._named_out
 
-def _put(
-    index: dict[AccountKey, list[Record]], account: AccountKey, txn_id: str, record: Record | None, new: bool
-) -> None:
-    """Set (or drop, with None) the record of ``txn_id`` in an account's list; a new one is simply appended."""
-    records = index.get(account)
-    if records is None:
-        if record is not None:
-            index[account] = [record]
-        return
-    if new and record is not None:
-        records.append(record)  # the hot path: a bank transfer nobody has claimed
-        return
-    _replace(records, txn_id, record)
-    if not records:
-        del index[account]
+        return self._outgoing.evict(cutoff_ms, kept) + self._incoming.evict(cutoff_ms, kept)
 
 
 def _discard(index: dict[AccountKey, set[str]], account: AccountKey, txn_id: str) -> None:
@@ -517,19 +489,6 @@ def _discard(index: dict[AccountKey, set[str]], account: AccountKey, txn_id: str
         members.discard(txn_id)
         if not members:
             del index[account]
-
-
-def _replace(records: list[Record], txn_id: str, record: Record | None) -> None:
-    """Set (or drop, with None) the record of ``txn_id`` in an account's list."""
-    for index, known in enumerate(records):
-        if known[5] == txn_id:
-            if record is None:
-                del records[index]
-            else:
-                records[index] = record
-            return
-    if record is not None:
-        records.append(record)
 
 
 def _arrive(allocation: _Allocation, queues: dict[str, list[_Queued]], arrived_ms: int, lots: tuple[Lot, ...]) -> None:
@@ -568,26 +527,33 @@ class MoneyTrail:
     in-process here, exactly once and in order per key; each is a latest-value update for its key.
     """
 
-    def __init__(self, settings: TraceSettings, partitions: int = 1) -> None:
+    def __init__(self, settings: TraceSettings, partitions: int = 1, stores: TransferStores | None = None) -> None:
         self.settings = settings
         self.partitions = partitions
+        self.stores = stores = MemoryStores() if stores is None else stores
         self.reports: dict[str, Report] = {}
-        self.resolvers = [TransferResolver(settings.history_retention_ms) for _ in range(partitions)]
-        self.accounts = [AccountTrail(settings) for _ in range(partitions)]
+        self.resolvers = [TransferResolver(settings.history_retention_ms, stores.feed(p)) for p in range(partitions)]
+        self.accounts = [
+            AccountTrail(settings, stores.transfers(p, "out"), stores.transfers(p, "in")) for p in range(partitions)
+        ]
         self._interned: dict[AccountKey, AccountKey] = {}
         self._new_accounts: list[AccountKey] = []
+        for account in stores.accounts():  # a restart with the transfers on disk: their accounts are known
+            self.intern(account, remembered=True)
 
     def __len__(self) -> int:
         """Bank transfers indexed."""
         return sum(len(resolver.feed) for resolver in self.resolvers)
 
-    def intern(self, account: AccountKey) -> AccountKey:
+    def intern(self, account: AccountKey, remembered: bool = False) -> AccountKey:
         known = self._interned.get(account)
         if known is None:
             kind, institution, number = account
             known = (sys.intern(kind), sys.intern(institution), sys.intern(number))
             self._interned[known] = known
             self._new_accounts.append(known)
+            if not remembered:
+                self.stores.remember_account(known)
         return known
 
     def drain_new_accounts(self) -> list[AccountKey]:
@@ -663,7 +629,7 @@ class MoneyTrail:
         was evicted is not indexed again if it is redelivered, so eviction never changes a later trace.
         """
         gone = sum(resolver.evict() for resolver in self.resolvers)
-        cutoff = max(resolver.forgotten_before_ms for resolver in self.resolvers)
+        cutoff = max(resolver.feed.forgotten_before_ms for resolver in self.resolvers)
         for partition in self.accounts:
             partition.evict(cutoff)
         return gone

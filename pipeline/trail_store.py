@@ -1,0 +1,300 @@
+"""The money trail's transfers on local disk (RocksDB), so memory and restart time stop growing with the feed.
+
+Only traced cases live in memory; every bank transfer is a few RocksDB rows. A batch's
+writes are buffered here (reads see them) and written at the checkpoint in one
+atomic write batch, together with the input offsets they reflect, so the store is
+always exactly the state after some committed batch. The same rows go to the
+store's changelog topic first, so a lost disk is restored from the changelog,
+never from the input history.
+
+Key layout (one byte of kind, one of partition, then big-endian sortable fields):
+  F p txn_id                    -> record   the feed's record of a txn_id
+  f p at txn_id                 -> b""      the feed's time index, for eviction
+  O p label \\0 txn_id          -> record   an account's transfers out (I: in)
+  o p at O-key                  -> account  their time index (i: in)
+  A label                       -> account  every account seen
+  M ...                         -> meta     feed clocks, input offsets
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+import orjson
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
+
+from processors.records import AccountKey, account_label
+from processors.transfer_store import NEVER, Direction, Record
+
+Change = tuple[bytes, bytes | None]  # a row and its new value (None: deleted)
+Encoded = dict[int, tuple[Record, bytes]]  # id(record) -> (record, its encoding): a new transfer's rows share one
+
+_encode = msgspec.msgpack.Encoder().encode
+_Account = tuple[str, str, str]
+_decode_record = msgspec.msgpack.Decoder(tuple[int, _Account, _Account, int, str, str, bool]).decode
+_decode_account = msgspec.msgpack.Decoder(tuple[str, str, str]).decode
+_decode_clock = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
+_BIAS = 1 << 63  # signed event times sort as unsigned big-endian
+_OFFSETS = b"Moffsets"
+_CHANGELOG = b"Mchangelog"  # local only: never logged itself
+_MISSING = b"\xff missing"  # no value is ever this: records and accounts are msgpack arrays
+
+
+def _at(ms: int) -> bytes:
+    return struct.pack(">Q", ms + _BIAS)
+
+
+class RocksStores:
+    """One RocksDB holding every partition's transfers; the ``TransferStores`` of a durable worker."""
+
+    def __init__(self, path: Path, recheck_ms: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)  # most feed lookups are for txn_ids not seen before
+        options.set_block_based_table_factory(table)
+        self.path = path
+        self.db = Rdict(str(path), options)
+        self.recheck_ms = recheck_ms  # kept evidence is looked at (and re-logged) again this much later
+        self._writes: dict[bytes, bytes | None] = {}  # this batch's rows, not yet in the db
+        self._feeds: dict[int, RocksFeed] = {}
+        self._transfers: list[RocksAccountTransfers] = []
+        self._staged: list[Change] = []
+
+    # -- TransferStores ----------------------------------------------------------------------------
+
+    def feed(self, partition: int) -> RocksFeed:
+        feed = self._feeds[partition] = RocksFeed(self, partition)
+        return feed
+
+    def transfers(self, partition: int, direction: Direction) -> RocksAccountTransfers:
+        transfers = RocksAccountTransfers(self, partition, direction)
+        self._transfers.append(transfers)
+        return transfers
+
+    def remember_account(self, account: AccountKey) -> None:
+        self._writes[b"A" + account_label(account).encode()] = _encode(account)
+
+    def accounts(self) -> Iterable[AccountKey]:
+        return (_decode_account(value) for _, value in self.scan(b"A"))
+
+    # -- reads that see this batch's writes ---------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._writes.get(key, _MISSING)
+        if value is _MISSING:
+            return self.db.get(key)
+        return value
+
+    def scan(self, prefix: bytes, stop: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Rows of the db under ``prefix`` (and below ``stop``), in key order; this batch's writes are not included."""
+        it = self.db.iter()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix) or (stop is not None and key >= stop):
+                return
+            yield key, it.value()
+            it.next()
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        self._writes[key] = value
+
+    # -- the checkpoint ----------------------------------------------------------------------------
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        """The input offsets the store reflects: (topic, partition) -> next offset to read."""
+        raw = self.get(_OFFSETS)
+        return {} if raw is None else {(topic, int(p)): offset for topic, p, offset in orjson.loads(raw)}
+
+    def stage(self, offsets: dict[tuple[str, int], int]) -> list[Change]:
+        """Close the batch: its rows, with the offsets they reflect, for the changelog and then ``flush``.
+
+        Rows written directly (index upkeep, accounts, clocks) go first: a record the batch wrote later wins.
+        """
+        merged = {**self.offsets(), **offsets}
+        self._writes[_OFFSETS] = orjson.dumps([[topic, p, offset] for (topic, p), offset in sorted(merged.items())])
+        rows = self._staged
+        rows.extend(self._writes.items())
+        self._writes = {}
+        encoded: Encoded = {}
+        for feed in self._feeds.values():
+            feed.stage(rows, encoded)
+        for transfers in self._transfers:
+            transfers.stage(rows, encoded)
+        return rows
+
+    def flush(self, changelog_offset: int | None) -> None:
+        """Write the staged rows in one atomic batch (after the changelog has them and offsets are committed)."""
+        if changelog_offset is not None:
+            self._staged.append((_CHANGELOG, _encode(changelog_offset)))
+        self.apply(self._staged)
+        self._staged = []
+
+    def changelog_offset(self) -> int:
+        """How much of the changelog the store reflects: the offset of the next message to apply."""
+        raw = self.db.get(_CHANGELOG)
+        return 0 if raw is None else int(msgspec.msgpack.decode(raw))
+
+    def mark_changelog(self, offset: int) -> None:
+        self.db.put(_CHANGELOG, _encode(offset))
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        """Write rows as they are: a checkpoint's, or a changelog's during a restore."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self.db.write(batch)
+
+    def disk_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+    def close(self) -> None:
+        self.db.close()
+
+    @staticmethod
+    def wipe(path: Path) -> None:
+        """Delete a store (one from another cluster, or a broker that lost its topics)."""
+        Rdict.destroy(str(path))
+
+
+class RocksFeed:
+    """A resolver partition's feed records by txn_id, with a time index for eviction."""
+
+    def __init__(self, stores: RocksStores, partition: int) -> None:
+        self._stores = stores
+        self._tag = bytes([partition])
+        self._clock_key = b"Mclock" + self._tag
+        raw = stores.get(self._clock_key)
+        self.watermark_ms, self.forgotten_before_ms, self._count = (0, NEVER, 0) if raw is None else _decode_clock(raw)
+        self._new: dict[str, Record | None] = {}  # this batch's (None: evicted); encoded at the checkpoint
+
+    def __len__(self) -> int:
+        return self._count + sum(1 for record in self._new.values() if record is not None)
+
+    def get(self, txn_id: str) -> Record | None:
+        if txn_id in self._new:
+            return self._new[txn_id]
+        raw = self._stores.get(b"F" + self._tag + txn_id.encode())
+        return None if raw is None else _decode_record(raw)
+
+    def put(self, txn_id: str, record: Record) -> None:
+        self._new[txn_id] = record
+
+    def evict(self, cutoff_ms: int, claimed: Callable[[str], bool]) -> int:
+        """Forget unclaimed records older than ``cutoff_ms`` (those already on disk; this batch's wait a pass)."""
+        stores, prefix = self._stores, b"f" + self._tag
+        gone = 0
+        for key, _ in list(stores.scan(prefix, stop=prefix + _at(cutoff_ms))):
+            txn_id = key[10:].decode()
+            stores.put(key, None)
+            if txn_id in self._new:
+                continue
+            row = b"F" + self._tag + txn_id.encode()
+            if not claimed(txn_id):
+                self._new[txn_id] = None
+                self._count -= 1
+                gone += 1
+            else:  # a report still names it: look again later, and log it again so the changelog keeps it
+                stores.put(prefix + _at(cutoff_ms + stores.recheck_ms) + txn_id.encode(), b"")
+                stores.put(row, stores.get(row))
+        return gone
+
+    def stage(self, rows: list[Change], encoded: Encoded) -> None:
+        tag = self._tag
+        for txn_id, record in self._new.items():
+            key = txn_id.encode()
+            if record is None:
+                rows.append((b"F" + tag + key, None))
+                continue
+            value = _encode(record)
+            encoded[id(record)] = (record, value)
+            rows.append((b"F" + tag + key, value))
+            rows.append((b"f" + tag + _at(record[0]) + key, b""))
+            self._count += 1
+        self._new = {}
+        rows.append((self._clock_key, _encode((self.watermark_ms, self.forgotten_before_ms, self._count))))
+
+
+class RocksAccountTransfers:
+    """One direction of an account partition's transfers: rows keyed by account, then txn_id."""
+
+    def __init__(self, stores: RocksStores, partition: int, direction: Direction) -> None:
+        self._stores = stores
+        tag = bytes([partition])
+        self._rows = (b"O" if direction == "out" else b"I") + tag
+        self._index = (b"o" if direction == "out" else b"i") + tag
+        self._changed: dict[AccountKey, dict[str, Record | None]] = {}  # this batch's, by account
+
+    def _prefix(self, account: AccountKey) -> bytes:
+        return self._rows + account_label(account).encode() + b"\x00"
+
+    def records(self, account: AccountKey) -> Sequence[Record]:
+        prefix = self._prefix(account)
+        by_txn = {key[len(prefix) :].decode(): _decode_record(value) for key, value in self._stores.scan(prefix)}
+        changed = self._changed.get(account)
+        if changed:
+            for txn_id, record in changed.items():
+                if record is None:
+                    by_txn.pop(txn_id, None)
+                else:
+                    by_txn[txn_id] = record
+        return list(by_txn.values())
+
+    def put(self, account: AccountKey, txn_id: str, record: Record | None, new: bool) -> None:
+        changed = self._changed.get(account)
+        if changed is None:
+            changed = self._changed[account] = {}
+        changed[txn_id] = record
+
+    def evict(self, cutoff_ms: int, kept: Callable[[AccountKey], bool]) -> int:
+        """Forget records older than ``cutoff_ms`` of accounts not ``kept`` (on disk; this batch's wait a pass)."""
+        stores = self._stores
+        gone = 0
+        for key, account_raw in list(stores.scan(self._index, stop=self._index + _at(cutoff_ms))):
+            stores.put(key, None)
+            row = key[10:]
+            raw = stores.db.get(row)
+            if raw is None or _decode_record(raw)[0] >= cutoff_ms:
+                continue  # dropped or replaced since: a newer index entry covers it
+            account = _decode_account(account_raw)
+            txn_id = row[len(self._prefix(account)) :].decode()
+            if txn_id in self._changed.get(account, ()):
+                continue  # rewritten in this batch: its own index entry follows
+            if kept(account):
+                # Evidence of a traced account: look again later, and log it again so the changelog keeps it.
+                stores.put(self._index + _at(cutoff_ms + stores.recheck_ms) + row, account_raw)
+                stores.put(row, raw)
+            else:
+                self._changed.setdefault(account, {})[txn_id] = None
+                gone += 1
+        return gone
+
+    def stage(self, rows: list[Change], encoded: Encoded) -> None:
+        index = self._index
+        for account, changed in self._changed.items():
+            prefix = self._prefix(account)
+            encoded_account = None
+            for txn_id, record in changed.items():
+                row = prefix + txn_id.encode()
+                if record is None:
+                    rows.append((row, None))
+                    continue
+                known = encoded.get(id(record))
+                if known is not None and known[0] is record:
+                    value = known[1]
+                else:
+                    value = _encode(record)
+                    encoded[id(record)] = (record, value)
+                if encoded_account is None:
+                    encoded_account = _encode(account)
+                rows.append((row, value))
+                rows.append((index + _at(record[0]) + row, encoded_account))
+        self._changed = {}

@@ -1,0 +1,198 @@
+"""The trail on RocksDB, restarted the way the worker restarts it, is held to the reference oracle.
+
+A run checkpoints after every batch (stage, then flush); a crash may lose the last flush.
+A restart reopens the store (or rebuilds a wiped one from the changelog rows), restores
+the published actions, replays reports in full but bank transfers only from where the
+store left off, and rebuilds. The final actions must equal the oracle's, with no version
+published twice with different content.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.interception import BatchResult, Interception
+from pipeline.topics import BANK_TRANSACTIONS
+from pipeline.trail_store import Change, RocksStores
+from processors.money_trail import MoneyTrail, TraceSettings
+from processors.records import Report
+from tests.unit.processors.test_money_trail import report, transfer
+from tests.unit.processors.test_trace_properties import (
+    NOW_MS,
+    SETTINGS,
+    TRACE,
+    Record,
+    Run,
+    Scenario,
+    assert_matches_oracle,
+    assert_versions_are_consistent,
+    events_of,
+    records_of,
+    scenarios,
+)
+
+BANK = SETTINGS.topic(BANK_TRANSACTIONS)
+RECHECK_MS = 3_600_000
+
+
+@contextmanager
+def store_directory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="trail-store-"))
+    try:
+        yield path / "store"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class DurableRun(Run):
+    """The worker's checkpoint and recovery, without a broker: the changelog is a list of rows."""
+
+    def __init__(self, path: Path, partitions: int) -> None:
+        self.path, self.partitions = path, partitions
+        self.changelog: list[list[Change]] = []
+        self.stores = RocksStores(path, RECHECK_MS)
+        super().__init__(self._interception())
+
+    def _interception(self) -> Interception:
+        step = Interception(SETTINGS)
+        step.trail = MoneyTrail(TRACE, self.partitions, stores=self.stores)
+        return step
+
+    def batch(self, records: Sequence[Record], end: int, flushed: bool = True) -> None:
+        self.published.extend(self.interception.process(records, NOW_MS).orders)
+        self.changelog.append(list(self.stores.stage({(BANK, 0): end})))
+        if flushed:
+            self.stores.flush(len(self.changelog))
+        else:  # the worker died after committing, before writing its store
+            self.stores._staged = []
+
+    def restart(self, committed: Sequence[Record], wipe: bool, changelog_tail_lost: bool) -> None:
+        flushed = self.stores.changelog_offset()
+        self.stores.close()
+        if changelog_tail_lost:  # what the changelog lacks, the input topics' tail makes up
+            del self.changelog[0 if wipe else flushed :]
+        if wipe:
+            RocksStores.wipe(self.path)
+        self.stores = RocksStores(self.path, RECHECK_MS)
+        for offset in range(self.stores.changelog_offset(), len(self.changelog)):  # catch up with the changelog
+            self.stores.apply(self.changelog[offset])
+            self.stores.mark_changelog(offset + 1)
+        fresh = self._interception()
+        for order in self.published:
+            fresh.restore(order)
+        stored = self.stores.offsets().get((BANK, 0), 0)
+        fresh.ingest([r for r in committed if r.topic != BANK or r.offset >= stored], BatchResult())
+        fresh.rebuild(NOW_MS)
+        self.interception = fresh
+
+
+def run_durably(
+    records: Sequence[Record],
+    cuts: list[int],
+    restart_at: int,
+    partitions: int,
+    lose_flush: bool,
+    wipe: bool,
+    changelog_tail_lost: bool = False,
+) -> DurableRun:
+    with store_directory() as path:
+        run = DurableRun(path, partitions)
+        start = 0
+        for end in sorted({*cuts, restart_at, len(records)}):
+            if records[start:end]:
+                run.batch(records[start:end], end, flushed=not (lose_flush and end == restart_at))
+            start = end
+            if end == restart_at:
+                run.restart(records[:end], wipe, changelog_tail_lost)
+        run.stores.close()
+        return run
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.randoms(use_true_random=False), st.data())
+def test_a_durable_trail_restarted_from_its_store_matches_the_oracle(
+    scenario: Scenario, rng: random.Random, data: st.DataObject
+) -> None:
+    events = events_of(scenario)
+    rng.shuffle(events)
+    records = records_of(events)
+    cuts = sorted(rng.sample(range(len(records) + 1), min(4, len(records) + 1)))
+    run = run_durably(
+        records,
+        cuts,
+        restart_at=rng.randrange(len(records) + 1),
+        partitions=data.draw(st.sampled_from([1, 3])),
+        lose_flush=data.draw(st.booleans()),
+        wipe=data.draw(st.booleans()),
+        changelog_tail_lost=data.draw(st.booleans()),
+    )
+    assert_matches_oracle(run, scenario)
+    assert_versions_are_consistent(run.published)
+
+
+def test_a_trail_reopened_on_its_store_traces_a_new_report_as_the_memory_trail_does() -> None:
+    chain = [transfer(f"t{i}", f"a{i % 50}", f"a{(i + 1) % 50}", 100 + i, at_ms=i * 10) for i in range(1500)]
+    late_report = report("r1", transfer("v1", "victim", "a0", 5_000, at_ms=-1))
+    in_memory = MoneyTrail(TRACE)
+    for t in chain:
+        in_memory.add_transaction(t)
+    in_memory.add_report(late_report)
+    with store_directory() as path:
+        stores = RocksStores(path, RECHECK_MS)
+        before = MoneyTrail(TRACE, stores=stores)
+        for t in chain:
+            before.add_transaction(t)
+        before.retrace()
+        stores.stage({(BANK, 0): 1500})
+        stores.flush(1)
+        stores.close()
+
+        stores = RocksStores(path, RECHECK_MS)
+        after = MoneyTrail(TRACE, stores=stores)  # a restart: nothing replayed
+        assert stores.offsets() == {(BANK, 0): 1500}
+        assert len(after) == 1500
+        assert after.add_transaction(chain[7]) is False  # a redelivery is recognised from disk
+        after.add_report(late_report)
+        assert after.retrace() == in_memory.retrace() != {}
+        stores.close()
+
+
+def test_eviction_forgets_untraced_transfers_and_logs_a_traced_accounts_evidence_again() -> None:
+    trace = TraceSettings(trace_window_ms=1_000, max_hops=4, history_retention_ms=10_000)
+    events = [
+        report("r1", transfer("paid", "victim", "mule", 1_000, at_ms=0)),
+        transfer("onward", "mule", "m2", 800, at_ms=5),
+        transfer("background", "x", "y", 5, at_ms=1),
+        transfer("late", "p", "q", 5, at_ms=50_000),
+    ]
+    in_memory = MoneyTrail(trace)
+    with store_directory() as path:
+        stores = RocksStores(path, RECHECK_MS)
+        durable = MoneyTrail(trace, stores=stores)
+        for trail in (in_memory, durable):
+            for event in events:
+                trail.add_report(event) if isinstance(event, Report) else trail.add_transaction(event)
+            trail.retrace()
+        stores.stage({})
+        stores.flush(1)
+        assert durable.evict() == in_memory.evict() == 2  # the unreported feed records before the cutoff
+        rows = {key: value for key, value in stores.stage({}) if key[:1] in b"FOI"}
+        stores.flush(2)
+        live = {key for key, value in rows.items() if value is not None}
+        assert any(key.startswith(b"O") and key.endswith(b"onward") for key in live)  # evidence, logged again
+        assert not any(b"background" in key for key in live)
+        assert any(key.startswith(b"O") and key.endswith(b"background") for key in rows)  # deleted
+        assert durable.add_transaction(events[2]) is False  # older than the evicted history: not indexed again
+        in_memory.add_transaction(transfer("onward-2", "m2", "m3", 300, at_ms=50_001))
+        durable.add_transaction(transfer("onward-2", "m2", "m3", 300, at_ms=50_001))
+        assert durable.retrace() == in_memory.retrace()
+        assert durable.holdings() == in_memory.holdings()
+        stores.close()
