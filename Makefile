@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,simulate]'
+	$(BIN)/python -m pip install --quiet -e '.[test,simulate,bench]'
 	touch $@
 
 setup: $(INSTALLED) ## create .venv and install the project with its test tools
