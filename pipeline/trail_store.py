@@ -8,12 +8,15 @@ store's changelog topic first, so a lost disk is restored from the changelog,
 never from the input history.
 
 Key layout (one byte of kind, one of partition, then big-endian sortable fields):
-  F p txn_id                    -> record   the feed's record of a txn_id
-  f p at txn_id                 -> b""      the feed's time index, for eviction
-  O p label \\0 txn_id          -> record   an account's transfers out (I: in)
-  o p at O-key                  -> account  their time index (i: in)
-  A label                       -> account  every account seen
-  M ...                         -> meta     feed clocks, input offsets
+  F p txn_id                    -> record          the feed's record of a txn_id
+  f p at seq                    -> [txn_id]        the feed's time index: one row per checkpoint,
+                                                   under the latest ``at`` among its records
+  O p label \\0 txn_id          -> record          an account's transfers out (I: in)
+  o p at seq                    -> [(row, account)] their time index, one row per checkpoint (i: in)
+  A label                       -> account         every account seen
+  M ...                         -> meta            feed clocks, input offsets, the index sequence
+A checkpoint's index row is evicted once its latest record is past the cutoff, so a record
+can outlive the history retention by as long as its checkpoint spans: never shorter.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ _Account = tuple[str, str, str]
 _decode_record = msgspec.msgpack.Decoder(tuple[int, _Account, _Account, int, str, str, bool]).decode
 _decode_account = msgspec.msgpack.Decoder(tuple[str, str, str]).decode
 _decode_clock = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
+_decode_txn_ids = msgspec.msgpack.Decoder(list[str]).decode
+_decode_rows = msgspec.msgpack.Decoder(list[tuple[bytes, _Account]]).decode
+_SEQUENCE = b"Msequence"
 _BIAS = 1 << 63  # signed event times sort as unsigned big-endian
 _OFFSETS = b"Moffsets"
 _CHANGELOG = b"Mchangelog"  # local only: never logged itself
@@ -64,6 +70,14 @@ class RocksStores:
         self._feeds: dict[int, RocksFeed] = {}
         self._transfers: list[RocksAccountTransfers] = []
         self._staged: list[Change] = []
+        raw = self.get(_SEQUENCE)
+        self._sequence = 0 if raw is None else int(msgspec.msgpack.decode(raw))
+
+    def index_key(self, prefix: bytes, at_ms: int) -> bytes:
+        """A new time-index row's key: unique, and ordered by ``at_ms``."""
+        self._sequence += 1
+        self._writes[_SEQUENCE] = _encode(self._sequence)
+        return prefix + _at(at_ms) + struct.pack(">Q", self._sequence)
 
     # -- TransferStores ----------------------------------------------------------------------------
 
@@ -126,6 +140,8 @@ class RocksStores:
             feed.stage(rows, encoded)
         for transfers in self._transfers:
             transfers.stage(rows, encoded)
+        rows.extend(self._writes.items())  # the index sequence those rows advanced
+        self._writes = {}
         return rows
 
     def flush(self, changelog_offset: int | None) -> None:
@@ -191,34 +207,42 @@ class RocksFeed:
     def evict(self, cutoff_ms: int, claimed: Callable[[str], bool]) -> int:
         """Forget unclaimed records older than ``cutoff_ms`` (those already on disk; this batch's wait a pass)."""
         stores, prefix = self._stores, b"f" + self._tag
-        gone = 0
-        for key, _ in list(stores.scan(prefix, stop=prefix + _at(cutoff_ms))):
-            txn_id = key[10:].decode()
+        gone, kept = 0, []
+        for key, value in list(stores.scan(prefix, stop=prefix + _at(cutoff_ms))):
             stores.put(key, None)
-            if txn_id in self._new:
-                continue
-            row = b"F" + self._tag + txn_id.encode()
-            if not claimed(txn_id):
-                self._new[txn_id] = None
-                self._count -= 1
-                gone += 1
-            else:  # a report still names it: look again later, and log it again so the changelog keeps it
-                stores.put(prefix + _at(cutoff_ms + stores.recheck_ms) + txn_id.encode(), b"")
-                stores.put(row, stores.get(row))
+            for txn_id in _decode_txn_ids(value):
+                if txn_id in self._new:
+                    continue
+                if not claimed(txn_id):
+                    self._new[txn_id] = None
+                    self._count -= 1
+                    gone += 1
+                else:  # a report still names it: look again later, and log it again so the changelog keeps it
+                    row = b"F" + self._tag + txn_id.encode()
+                    stores.put(row, stores.get(row))
+                    kept.append(txn_id)
+        if kept:
+            stores.put(stores.index_key(prefix, cutoff_ms + stores.recheck_ms), _encode(kept))
         return gone
 
     def stage(self, rows: list[Change], encoded: Encoded) -> None:
         tag = self._tag
+        indexed: list[str] = []
+        latest = NEVER
         for txn_id, record in self._new.items():
-            key = txn_id.encode()
+            key = b"F" + tag + txn_id.encode()
             if record is None:
-                rows.append((b"F" + tag + key, None))
+                rows.append((key, None))
                 continue
             value = _encode(record)
             encoded[id(record)] = (record, value)
-            rows.append((b"F" + tag + key, value))
-            rows.append((b"f" + tag + _at(record[0]) + key, b""))
-            self._count += 1
+            rows.append((key, value))
+            indexed.append(txn_id)
+            if record[0] > latest:
+                latest = record[0]
+        if indexed:
+            rows.append((self._stores.index_key(b"f" + tag, latest), _encode(indexed)))
+            self._count += len(indexed)
         self._new = {}
         rows.append((self._clock_key, _encode((self.watermark_ms, self.forgotten_before_ms, self._count))))
 
@@ -257,31 +281,32 @@ class RocksAccountTransfers:
     def evict(self, cutoff_ms: int, kept: Callable[[AccountKey], bool]) -> int:
         """Forget records older than ``cutoff_ms`` of accounts not ``kept`` (on disk; this batch's wait a pass)."""
         stores = self._stores
-        gone = 0
-        for key, account_raw in list(stores.scan(self._index, stop=self._index + _at(cutoff_ms))):
+        gone, relogged = 0, []
+        for key, value in list(stores.scan(self._index, stop=self._index + _at(cutoff_ms))):
             stores.put(key, None)
-            row = key[10:]
-            raw = stores.db.get(row)
-            if raw is None or _decode_record(raw)[0] >= cutoff_ms:
-                continue  # dropped or replaced since: a newer index entry covers it
-            account = _decode_account(account_raw)
-            txn_id = row[len(self._prefix(account)) :].decode()
-            if txn_id in self._changed.get(account, ()):
-                continue  # rewritten in this batch: its own index entry follows
-            if kept(account):
-                # Evidence of a traced account: look again later, and log it again so the changelog keeps it.
-                stores.put(self._index + _at(cutoff_ms + stores.recheck_ms) + row, account_raw)
-                stores.put(row, raw)
-            else:
-                self._changed.setdefault(account, {})[txn_id] = None
-                gone += 1
+            for row, account in _decode_rows(value):
+                raw = stores.db.get(row)
+                if raw is None or _decode_record(raw)[0] >= cutoff_ms:
+                    continue  # dropped or replaced since: a newer index row covers it
+                txn_id = row[len(self._prefix(account)) :].decode()
+                if txn_id in self._changed.get(account, ()):
+                    continue  # rewritten in this batch: its own index row follows
+                if kept(account):
+                    # Evidence of a traced account: look again later, and log it again so the changelog keeps it.
+                    stores.put(row, raw)
+                    relogged.append((row, account))
+                else:
+                    self._changed.setdefault(account, {})[txn_id] = None
+                    gone += 1
+        if relogged:
+            stores.put(stores.index_key(self._index, cutoff_ms + stores.recheck_ms), _encode(relogged))
         return gone
 
     def stage(self, rows: list[Change], encoded: Encoded) -> None:
-        index = self._index
+        indexed: list[tuple[bytes, AccountKey]] = []
+        latest = NEVER
         for account, changed in self._changed.items():
             prefix = self._prefix(account)
-            encoded_account = None
             for txn_id, record in changed.items():
                 row = prefix + txn_id.encode()
                 if record is None:
@@ -293,8 +318,10 @@ class RocksAccountTransfers:
                 else:
                     value = _encode(record)
                     encoded[id(record)] = (record, value)
-                if encoded_account is None:
-                    encoded_account = _encode(account)
                 rows.append((row, value))
-                rows.append((index + _at(record[0]) + row, encoded_account))
+                indexed.append((row, account))
+                if record[0] > latest:
+                    latest = record[0]
+        if indexed:
+            rows.append((self._stores.index_key(self._index, latest), _encode(indexed)))
         self._changed = {}

@@ -177,15 +177,16 @@ def test_eviction_forgets_untraced_transfers_and_logs_a_traced_accounts_evidence
     with store_directory() as path:
         stores = RocksStores(path, RECHECK_MS)
         durable = MoneyTrail(trace, stores=stores)
-        for trail in (in_memory, durable):
-            for event in events:
-                trail.add_report(event) if isinstance(event, Report) else trail.add_transaction(event)
-            trail.retrace()
-        stores.stage({})
-        stores.flush(1)
+        for checkpoint, arrived in enumerate((events[:3], events[3:]), start=1):
+            for trail in (in_memory, durable):
+                for event in arrived:
+                    trail.add_report(event) if isinstance(event, Report) else trail.add_transaction(event)
+                trail.retrace()
+            stores.stage({})
+            stores.flush(checkpoint)
         assert durable.evict() == in_memory.evict() == 2  # the unreported feed records before the cutoff
         rows = {key: value for key, value in stores.stage({}) if key[:1] in b"FOI"}
-        stores.flush(2)
+        stores.flush(3)
         live = {key for key, value in rows.items() if value is not None}
         assert any(key.startswith(b"O") and key.endswith(b"onward") for key in live)  # evidence, logged again
         assert not any(b"background" in key for key in live)
