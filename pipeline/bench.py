@@ -7,8 +7,8 @@
 (e) re-trace cost per batch in a case of 10,000 accounts taking 1,000 new transactions/s,
 (f) 3,000 victims' money fanning in to one cash-out account: per batch, in all, and end to end
     (both in ``pipeline.bench_retrace``),
-(g) and (h) the trail store: memory and disk per transaction, and restart time at two history
-    sizes (``pipeline.bench_durable``).
+(g) to (i) the trail store: memory and disk per transaction, restart time at two history sizes,
+    and the memory of what stays beside it (``pipeline.bench_durable``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import statistics
 import tempfile
 import time
@@ -29,7 +30,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
-from pipeline.bench_durable import footprint_in_a_fresh_process, measure_restarts
+from pipeline.bench_durable import (
+    footprint_in_a_fresh_process,
+    kill_worker,
+    measure_restarts,
+    measure_store_memory,
+    start_worker,
+)
 from pipeline.bench_retrace import (
     FAN_IN_REPORTS_PER_BATCH,
     consumed_records,
@@ -92,9 +99,15 @@ async def _bench_durable_state(settings: Settings, bootstrap: str, history: tupl
                   f"{restart.history:,} transactions indexed; {restart.replayed_bank_records:,} bank records "
                   "replayed", flush=True)  # fmt: skip
             figures[f"restart_to_first_action_s_{store}_{restart.history}"] = round(restart.first_action_s, 2)
-    ratio = (
-        figures[f"restart_to_first_action_s_rocksdb_{large}"] / figures[f"restart_to_first_action_s_rocksdb_{small}"]
-    )
+    stores = measure_store_memory()
+    print(f"(i) memory beside the trail store  {stores.per_telecom_event:,.0f} bytes per telecom event, "
+          f"{stores.per_reported_case / 1000:,.1f} kB per reported case (report, traced accounts, actions), "
+          f"{stores.per_account_seen:,.0f} bytes per account seen", flush=True)  # fmt: skip
+    figures["ram_bytes_per_telecom_event"] = round(stores.per_telecom_event)
+    figures["ram_bytes_per_reported_case"] = round(stores.per_reported_case)
+    figures["ram_bytes_per_account_seen"] = round(stores.per_account_seen)
+    restart_s = {size: figures[f"restart_to_first_action_s_rocksdb_{size}"] for size in history}
+    ratio = restart_s[large] / restart_s[small]
     print(f"    restart time ratio   {ratio:.2f} ({large:,} vs {small:,} transactions, rocksdb)", flush=True)
     figures["restart_ratio_large_to_small_rocksdb"] = round(ratio, 2)
     return figures
@@ -122,10 +135,18 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
 
     latency_settings = settings.with_overrides(topic_prefix=f"bench-{run}-lat.", consumer_group=f"bench-{run}-lat")
     await create_topics(bootstrap, TOPICS, latency_settings.topic_prefix)
-    latencies = await _measure_latency(latency_settings, bootstrap)
+    latencies = await _measure_latency(latency_settings, bootstrap, BACKGROUND_TPS)
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print(f"(d) report -> action     p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} reports "
           f"with {BACKGROUND_TPS:,} tx/s in the background", flush=True)  # fmt: skip
+    busy_tps = int(pipeline.per_second * 0.75) // 50 * 50
+    busy_settings = settings.with_overrides(topic_prefix=f"bench-{run}-busy.", consumer_group=f"bench-{run}-busy")
+    await create_topics(bootstrap, TOPICS, busy_settings.topic_prefix)
+    with tempfile.TemporaryDirectory() as workdir:
+        busy = await _measure_latency(busy_settings, bootstrap, busy_tps, worker_dir=Path(workdir))
+    busy_p50, busy_p99 = statistics.median(busy), percentile(busy, 0.99)
+    print(f"    at 75 % of (a)       p50 {busy_p50:.1f} ms, p99 {busy_p99:.1f} ms with {busy_tps:,} tx/s in the "
+          "background, the worker in its own process (inf: it fell behind)", flush=True)  # fmt: skip
     memory = _bytes_per_indexed_transaction(min(transactions, 100_000), start_ms)
     print(f"    memory               {memory:,.0f} bytes per indexed transaction", flush=True)
     print(f"    ratios               a/b {pipeline.per_second / bare.per_second:.2f}, "
@@ -150,6 +171,9 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
         "naive_faust_tps": round(naive.per_second),
         "latency_p50_ms": round(p50, 1),
         "latency_p99_ms": round(p99, 1),
+        "latency_busy_tps": busy_tps,
+        "latency_busy_p50_ms": round(busy_p50, 1),
+        "latency_busy_p99_ms": round(busy_p99, 1),
         "pipeline_to_aiokafka": round(pipeline.per_second / bare.per_second, 3),
         "pipeline_to_naive_faust": round(pipeline.per_second / naive.per_second, 2),
         "bytes_per_indexed_transaction": round(memory),
@@ -184,18 +208,30 @@ async def _measure_pipeline(settings: Settings, bootstrap: str, expected: int) -
         await worker.stop()
 
 
-async def _measure_latency(settings: Settings, bootstrap: str) -> list[float]:
-    """Milliseconds from sending a report to reading its first freeze action, under background load."""
-    worker = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
-    await worker.start()
+async def _measure_latency(
+    settings: Settings, bootstrap: str, background_tps: int, worker_dir: Path | None = None
+) -> list[float]:
+    """Milliseconds from sending a report to reading its first freeze action, under background load.
+
+    With ``worker_dir`` the worker runs in its own process, so the load generator does not share its interpreter.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     watcher = AIOKafkaConsumer(
         settings.topic(FREEZE_ACTIONS), bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=5
     )
     await producer.start()
     await watcher.start()
-    await asyncio.wait_for(worker.ready.wait(), timeout=60)
-    background = asyncio.create_task(_background(producer, settings.topic(BANK_TRANSACTIONS)))
+    if worker_dir is None:
+        worker = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+        await worker.start()
+        await asyncio.wait_for(worker.ready.wait(), timeout=60)
+    else:
+        process = start_worker(settings, bootstrap, worker_dir, "latency")
+        payment, report = _scam("bench-warm-up")  # answered once the worker has joined and recovered
+        await producer.send_and_wait(settings.topic(BANK_TRANSACTIONS), payment)
+        await producer.send_and_wait(settings.topic(VICTIM_REPORTS), report)
+        await _first_action(watcher, "bench-warm-up", time.perf_counter(), timeout_s=120)
+    background = asyncio.create_task(_background(producer, settings.topic(BANK_TRANSACTIONS), background_tps))
     latencies: list[float] = []
     try:
         await asyncio.sleep(1.0)  # let the background load reach its rate before sampling
@@ -205,31 +241,38 @@ async def _measure_latency(settings: Settings, bootstrap: str) -> list[float]:
             await producer.send_and_wait(settings.topic(BANK_TRANSACTIONS), payment)
             sent = time.perf_counter()
             await producer.send_and_wait(settings.topic(VICTIM_REPORTS), report)
-            latencies.append(await _first_action(watcher, report_id, sent))
+            try:
+                latencies.append(await _first_action(watcher, report_id, sent))
+            except TimeoutError:
+                latencies.append(math.inf)  # the worker fell behind the load: no action within 30 s
+                break
     finally:
         background.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await background
         await watcher.stop()
         await producer.stop()
-        await worker.stop()
+        if worker_dir is None:
+            await worker.stop()
+        else:
+            kill_worker(process)
     return latencies
 
 
-async def _first_action(watcher: AIOKafkaConsumer, report_id: str, sent: float) -> float:
-    deadline = sent + 30
+async def _first_action(watcher: AIOKafkaConsumer, report_id: str, sent: float, timeout_s: float = 30) -> float:
+    deadline = sent + timeout_s
     while time.perf_counter() < deadline:
         for records in (await watcher.getmany(timeout_ms=5)).values():
             for record in records:
                 if report_id in orjson.loads(record.value)["report_ids"]:
                     return (time.perf_counter() - sent) * 1000
-    raise TimeoutError(f"no freeze action for {report_id} within 30 s")
+    raise TimeoutError(f"no freeze action for {report_id} within {timeout_s} s")
 
 
-async def _background(producer: AIOKafkaProducer, topic: str) -> None:
-    """Bank traffic at BACKGROUND_TPS, sent in 20 ms slices."""
+async def _background(producer: AIOKafkaProducer, topic: str, tps: int) -> None:
+    """Bank traffic at ``tps``, sent in 20 ms slices."""
     payloads = bulk_bank_transactions(10_000_000, seed=2, start_ms=int(time.time() * 1000) - 3600_000)
-    per_slice = BACKGROUND_TPS // 50
+    per_slice = tps // 50
     next_at = time.perf_counter()
     while True:
         for _ in range(per_slice):

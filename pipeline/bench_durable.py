@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,17 +109,17 @@ async def measure_restarts(settings: Settings, bootstrap: str, sizes: tuple[int,
     filled = 0
     for attempt, size in enumerate(sizes):
         filled += await fill_topic(bootstrap, bank, _take(payloads, size - filled))
-        worker = _start_worker(settings, bootstrap, workdir, f"fill-{attempt}")
+        worker = start_worker(settings, bootstrap, workdir, f"fill-{attempt}")
         try:
             await _wait_committed(settings, bootstrap, bank, filled)
         finally:
-            _kill(worker)
+            kill_worker(worker)
         restarted_at = time.perf_counter()
-        worker = _start_worker(settings, bootstrap, workdir, f"restart-{attempt}")
+        worker = start_worker(settings, bootstrap, workdir, f"restart-{attempt}")
         try:
             first_action = await _first_action_after_restart(settings, bootstrap, f"restart-{attempt}", restarted_at)
         finally:
-            _kill(worker)
+            kill_worker(worker)
         log = (workdir / f"restart-{attempt}.log").read_text()
         replayed = _replayed_bank_records(log, bank)
         results.append(Restart(size, first_action, replayed))
@@ -130,7 +131,7 @@ def _take(payloads: Iterator[bytes], count: int) -> Iterator[bytes]:
         yield next(payloads)
 
 
-def _start_worker(settings: Settings, bootstrap: str, workdir: Path, name: str) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, bootstrap: str, workdir: Path, name: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -146,7 +147,7 @@ def _start_worker(settings: Settings, bootstrap: str, workdir: Path, name: str) 
     )  # fmt: skip
 
 
-def _kill(worker: subprocess.Popen[bytes]) -> None:
+def kill_worker(worker: subprocess.Popen[bytes]) -> None:
     if worker.poll() is None:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
@@ -203,3 +204,69 @@ def _replayed_bank_records(log: str, bank_topic: str) -> int:
                 return int(line.split(marker, 1)[1].split(",")[0].split("}")[0])
             return 0
     return -1  # no recovery line: the log level hides it
+
+
+@dataclass(frozen=True)
+class StoreMemory:
+    per_telecom_event: float
+    per_reported_case: float  # the report, its traced accounts, its actions and their lifecycle
+    per_account_seen: float
+    cases: int
+
+
+def measure_store_memory(telecom_events: int = 100_000, cases: int = 3_000, accounts: int = 100_000) -> StoreMemory:
+    """Python heap per item for what stays in memory beside the trail store (tracemalloc, one process)."""
+    from connectors.synthetic_feed import FeedSettings, ScenarioFeed
+    from pipeline.interception import Interception
+
+    now_ms = int(time.time() * 1000)
+
+    def heap_per_item(feed: ScenarioFeed, until_ms: int, count_topic: str) -> tuple[float, int]:
+        settings = Settings(trail_store="memory")
+        interception = Interception(settings)
+        events = feed.events_until(until_ms)
+        records = [
+            _Record(settings.topic_prefix + event.topic, offset, event.at_ms, event.encode())
+            for offset, event in enumerate(events)
+        ]
+        count = sum(1 for event in events if event.topic == count_topic)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for start in range(0, len(records), 5_000):
+            interception.process(records[start : start + 5_000], now_ms=until_ms)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        del interception
+        return grown / max(count, 1), count
+
+    telecom_feed = ScenarioFeed(
+        FeedSettings(background_tps=0, cases_per_minute=0, telecom=True, telecom_background_tps=1_000)
+    )
+    telecom_feed.events_until(now_ms - telecom_events)
+    per_event, _ = heap_per_item(telecom_feed, now_ms, "telecom-events")
+    case_feed = ScenarioFeed(FeedSettings(background_tps=0, cases_per_minute=600, report_delay_s=1))
+    case_feed.events_until(now_ms - cases * 100)
+    per_case, reported = heap_per_item(case_feed, now_ms, "victim-reports")
+
+    interception = Interception(Settings(trail_store="memory"))
+    numbers = [("bank", "KBANK", f"{(n * 387_420_489) % 1_000_000_000:010d}") for n in range(accounts)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for account in numbers:  # the trail interns it; the telecom correlation indexes it as a possible proxy
+        interception.trail.intern(account)
+    interception.telecom.add_accounts(interception.trail.drain_new_accounts())
+    per_account = (tracemalloc.get_traced_memory()[0] - before) / accounts
+    tracemalloc.stop()
+    return StoreMemory(per_event, per_case, per_account, reported)
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    topic: str
+    offset: int
+    timestamp: int
+    value: bytes
+    partition: int = 0
