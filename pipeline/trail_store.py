@@ -43,6 +43,7 @@ _decode_clock = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
 _decode_txn_ids = msgspec.msgpack.Decoder(list[str]).decode
 _decode_rows = msgspec.msgpack.Decoder(list[tuple[bytes, _Account]]).decode
 _SEQUENCE = b"Msequence"
+_INDEX_ROW_ENTRIES = 2_000  # an account index entry is about 60 bytes: about 120 kB a row
 _BIAS = 1 << 63  # signed event times sort as unsigned big-endian
 _OFFSETS = b"Moffsets"
 _CHANGELOG = b"Mchangelog"  # local only: never logged itself
@@ -78,6 +79,13 @@ class RocksStores:
         self._sequence += 1
         self._writes[_SEQUENCE] = _encode(self._sequence)
         return prefix + _at(at_ms) + struct.pack(">Q", self._sequence)
+
+    def index_rows(self, prefix: bytes, entries: Sequence[object], latest_ms: int) -> list[Change]:
+        """Time-index rows for entries, a few thousand a row: each stays far below a message's size limit."""
+        return [
+            (self.index_key(prefix, latest_ms), _encode(entries[start : start + _INDEX_ROW_ENTRIES]))
+            for start in range(0, len(entries), _INDEX_ROW_ENTRIES)
+        ]
 
     # -- TransferStores ----------------------------------------------------------------------------
 
@@ -221,8 +229,8 @@ class RocksFeed:
                     row = b"F" + self._tag + txn_id.encode()
                     stores.put(row, stores.get(row))
                     kept.append(txn_id)
-        if kept:
-            stores.put(stores.index_key(prefix, cutoff_ms + stores.recheck_ms), _encode(kept))
+        for key, value in stores.index_rows(prefix, kept, cutoff_ms + stores.recheck_ms):
+            stores.put(key, value)
         return gone
 
     def stage(self, rows: list[Change], encoded: Encoded) -> None:
@@ -240,9 +248,8 @@ class RocksFeed:
             indexed.append(txn_id)
             if record[0] > latest:
                 latest = record[0]
-        if indexed:
-            rows.append((self._stores.index_key(b"f" + tag, latest), _encode(indexed)))
-            self._count += len(indexed)
+        rows.extend(self._stores.index_rows(b"f" + tag, indexed, latest))
+        self._count += len(indexed)
         self._new = {}
         rows.append((self._clock_key, _encode((self.watermark_ms, self.forgotten_before_ms, self._count))))
 
@@ -298,8 +305,8 @@ class RocksAccountTransfers:
                 else:
                     self._changed.setdefault(account, {})[txn_id] = None
                     gone += 1
-        if relogged:
-            stores.put(stores.index_key(self._index, cutoff_ms + stores.recheck_ms), _encode(relogged))
+        for key, value in stores.index_rows(self._index, relogged, cutoff_ms + stores.recheck_ms):
+            stores.put(key, value)
         return gone
 
     def stage(self, rows: list[Change], encoded: Encoded) -> None:
@@ -322,6 +329,5 @@ class RocksAccountTransfers:
                 indexed.append((row, account))
                 if record[0] > latest:
                     latest = record[0]
-        if indexed:
-            rows.append((self._stores.index_key(self._index, latest), _encode(indexed)))
+        rows.extend(self._stores.index_rows(self._index, indexed, latest))
         self._changed = {}

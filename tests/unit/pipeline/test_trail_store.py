@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -196,4 +197,29 @@ def test_eviction_forgets_untraced_transfers_and_logs_a_traced_accounts_evidence
         durable.add_transaction(transfer("onward-2", "m2", "m3", 300, at_ms=50_001))
         assert durable.retrace() == in_memory.retrace()
         assert durable.holdings() == in_memory.holdings()
+        stores.close()
+
+
+def test_a_checkpoint_of_a_full_batch_goes_out_in_messages_under_the_size_limit() -> None:
+    from pipeline.changelog import chunks
+
+    limit = SETTINGS.max_action_bytes
+    batch = [
+        transfer(f"bulk-{i:08d}", f"acct-{i % 5_000}", f"acct-{(i * 7) % 5_000}", 100, at_ms=i) for i in range(20_000)
+    ]
+    with store_directory() as path:
+        stores = RocksStores(path, RECHECK_MS)
+        trail = MoneyTrail(TRACE, stores=stores)
+        for t in batch:
+            trail.add_transaction(t)
+        rows = stores.stage({(BANK, 0): len(batch)})
+        messages = chunks(rows, limit)
+        assert len(messages) > 1
+        assert max(len(message) for message in messages) <= limit
+        restored = RocksStores(path / "restored", RECHECK_MS)  # the changelog alone rebuilds the store
+        for message in messages:
+            restored.apply(msgspec.msgpack.decode(message, type=list[tuple[bytes, bytes | None]]))
+        assert len(MoneyTrail(TRACE, stores=restored)) == len(batch)
+        assert restored.offsets() == {(BANK, 0): len(batch)}
+        restored.close()
         stores.close()
