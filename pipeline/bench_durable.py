@@ -138,6 +138,7 @@ def start_worker(settings: Settings, bootstrap: str, workdir: Path, name: str) -
         "INTERCEPTOR_TOPIC_PREFIX": settings.topic_prefix,
         "INTERCEPTOR_CONSUMER_GROUP": settings.consumer_group,
         "INTERCEPTOR_TRAIL_STORE": settings.trail_store,
+        "INTERCEPTOR_BATCH_MAX_RECORDS": str(settings.batch_max_records),
         "INTERCEPTOR_GROUP_INSTANCE_ID": "w1",
     }
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
