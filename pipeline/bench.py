@@ -150,7 +150,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     print(f"    at 50 % of (a)       p50 {busy_p50:.1f} ms, p99 {busy_p99:.1f} ms with {busy_tps:,} tx/s in the "
           "background, the worker in its own process (inf: it fell behind)", flush=True)  # fmt: skip
     memory = _bytes_per_indexed_transaction(min(transactions, 100_000), start_ms)
-    print(f"    memory               {memory:,.0f} bytes per indexed transaction", flush=True)
+    print(f"    memory               {memory:,.0f} bytes per indexed transaction (trail in memory, heap)", flush=True)
     print(f"    ratios               a/b {pipeline.per_second / bare.per_second:.2f}, "
           f"a/c {pipeline.per_second / naive.per_second:.1f}", flush=True)  # fmt: skip
     case = measure_case(bench_settings, CASE_ACCOUNTS, CASE_BATCHES, CASE_TPS)
