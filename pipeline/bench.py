@@ -8,7 +8,10 @@
 (f) 3,000 victims' money fanning in to one cash-out account: per batch, in all, and end to end
     (both in ``pipeline.bench_retrace``),
 (g) to (i) the trail store: memory and disk per transaction, restart time at two history sizes,
-    and the memory of what stays beside it (``pipeline.bench_durable``).
+    and the memory of what stays beside it (``pipeline.bench_durable``),
+(j) traffic with the scam simulator's shape (hubs, fan-in, reports all along) at the highest
+    rate the worker sustains: messages/s, report -> first freeze and peak memory
+    (``pipeline.bench_national``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -37,6 +40,7 @@ from pipeline.bench_durable import (
     measure_store_memory,
     start_worker,
 )
+from pipeline.bench_national import national_figures
 from pipeline.bench_retrace import (
     FAN_IN_REPORTS_PER_BATCH,
     consumed_records,
@@ -69,6 +73,7 @@ def run_bench(settings: Settings, transactions: int, history: tuple[int, int] = 
             bootstrap = stack.enter_context(EmbeddedBroker(port=0)).bootstrap
         figures = asyncio.run(_bench(settings, bootstrap, transactions))
         figures.update(asyncio.run(_bench_durable_state(settings, bootstrap, history)))
+        figures.update(asyncio.run(national_figures(settings, bootstrap)))
         print(orjson.dumps(figures).decode(), flush=True)
 
 
