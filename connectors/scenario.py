@@ -205,12 +205,17 @@ def load_scenario(path: Path | None = None) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ScenarioError(f"cannot read the scenario {path}: {error}") from None
-    import yaml
-
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            return Scenario.model_validate(json.loads(text))
+        import yaml  # only YAML needs it
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(str(error)) from None
         return Scenario.model_validate(data)
-    except (ValueError, yaml.YAMLError) as error:  # JSON, YAML and pydantic errors all say where
+    except ValueError as error:  # JSON, YAML and pydantic errors all say where
         raise ScenarioError(f"{path}: {error}") from None
 
 
