@@ -33,13 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
-from pipeline.bench_durable import (
-    footprint_in_a_fresh_process,
-    kill_worker,
-    measure_restarts,
-    measure_store_memory,
-    start_worker,
-)
+from pipeline.bench_durable import footprint_in_a_fresh_process, measure_restarts, measure_store_memory
 from pipeline.bench_national import national_figures
 from pipeline.bench_retrace import (
     FAN_IN_REPORTS_PER_BATCH,
@@ -54,6 +48,7 @@ from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, FREEZE_ACTIONS, TOPICS, VICTIM_REPORTS
 from pipeline.worker import InterceptionWorker
+from pipeline.worker_process import kill_worker, settings_env, start_worker
 from processors.money_trail import MoneyTrail
 from schemas.decode import decode_bank_transaction
 
@@ -233,7 +228,8 @@ async def _measure_latency(
         await worker.start()
         await asyncio.wait_for(worker.ready.wait(), timeout=60)
     else:
-        process = start_worker(settings, bootstrap, worker_dir, "latency")
+        worker_env = settings_env(settings.with_overrides(group_instance_id="bench-worker"), bootstrap)
+        process = start_worker(worker_dir / "data", worker_dir / "latency.log", worker_env)
         payment, report = _scam("bench-warm-up")  # answered once the worker has joined and recovered
         await producer.send_and_wait(settings.topic(BANK_TRANSACTIONS), payment)
         await producer.send_and_wait(settings.topic(VICTIM_REPORTS), report)

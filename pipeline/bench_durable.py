@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,7 @@ from pipeline.recovery import high_water
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, FREEZE_ACTIONS, VICTIM_REPORTS
 from pipeline.trail_store import RocksStores
+from pipeline.worker_process import kill_worker, settings_env, start_worker
 from processors.money_trail import MoneyTrail
 from processors.records import Transfer
 from schemas.decode import decode_bank_transaction
@@ -104,18 +103,19 @@ class Restart:
 async def measure_restarts(settings: Settings, bootstrap: str, sizes: tuple[int, ...], workdir: Path) -> list[Restart]:
     """Grow the history to each size, SIGKILL the worker once it has indexed it all, restart it and time it."""
     bank = settings.topic(BANK_TRANSACTIONS)
+    worker_env = settings_env(settings.with_overrides(group_instance_id="bench-worker"), bootstrap)
     payloads = bulk_bank_transactions(max(sizes), seed=6, start_ms=int(time.time() * 1000) - 24 * 3600_000)
     results: list[Restart] = []
     filled = 0
     for attempt, size in enumerate(sizes):
         filled += await fill_topic(bootstrap, bank, _take(payloads, size - filled))
-        worker = start_worker(settings, bootstrap, workdir, f"fill-{attempt}")
+        worker = start_worker(workdir / "data", workdir / f"fill-{attempt}.log", worker_env)
         try:
             await _wait_committed(settings, bootstrap, bank, filled)
         finally:
             kill_worker(worker)
         restarted_at = time.perf_counter()
-        worker = start_worker(settings, bootstrap, workdir, f"restart-{attempt}")
+        worker = start_worker(workdir / "data", workdir / f"restart-{attempt}.log", worker_env)
         try:
             first_action = await _first_action_after_restart(settings, bootstrap, f"restart-{attempt}", restarted_at)
         finally:
@@ -129,29 +129,6 @@ async def measure_restarts(settings: Settings, bootstrap: str, sizes: tuple[int,
 def _take(payloads: Iterator[bytes], count: int) -> Iterator[bytes]:
     for _ in range(count):
         yield next(payloads)
-
-
-def start_worker(settings: Settings, bootstrap: str, workdir: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "INTERCEPTOR_TOPIC_PREFIX": settings.topic_prefix,
-        "INTERCEPTOR_CONSUMER_GROUP": settings.consumer_group,
-        "INTERCEPTOR_TRAIL_STORE": settings.trail_store,
-        "INTERCEPTOR_BATCH_MAX_RECORDS": str(settings.batch_max_records),
-        "INTERCEPTOR_GROUP_INSTANCE_ID": "w1",
-    }
-    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(  # noqa: S603 - our own worker, on our own interpreter
-        [sys.executable, "-m", "pipeline.cli", "worker", "--data-dir", str(workdir / "data"), "--loglevel", "info"],
-        env=env, stdout=log, stderr=log, start_new_session=True,
-    )  # fmt: skip
-
-
-def kill_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
 
 
 async def _wait_committed(settings: Settings, bootstrap: str, topic: str, total: int, timeout_s: float = 900) -> None:

@@ -2,7 +2,7 @@
 
 A checkpoint's rows go out as a few messages (each under ``max_action_bytes``), not a
 message per row: a row per message would cap the worker at the broker's produce rate
-(about 85k messages/s here) divided by the four rows a transfer writes. Keys are
+(about 85k messages/s here) divided by the three rows a transfer writes. Keys are
 the consumer group, so the topic is read in order. The topic is retention-bounded,
 not compacted (batch keys never repeat): whatever the store keeps longer than the
 history retention is logged again by eviction (``RocksStores.recheck_ms``).

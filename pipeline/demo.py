@@ -14,7 +14,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,6 +36,7 @@ from pipeline.topics import (
     VICTIM_REPORTS,
     VICTIM_WARNINGS,
 )
+from pipeline.worker_process import start_worker, stop_worker
 from schemas.fields import minor_unit_exponent
 
 DEMO_SLAS = {
@@ -116,7 +116,7 @@ async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) ->
         started = time.monotonic()
         await _run_feed(settings, bootstrap, feed, desk, tally, stop, started, duration_s, worker)
     finally:
-        _stop_worker(worker)
+        stop_worker(worker)
     _print_summary(feed, tally, time.monotonic() - started)
 
 
@@ -233,23 +233,13 @@ def _print_summary(feed: ScenarioFeed, tally: DemoTally, elapsed_s: float) -> No
 
 def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.data_dir / "demo-worker.log").open("wb")
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline.cli",
-        "worker",
-        "--bootstrap",
-        bootstrap,
-        "--data-dir",
-        str(settings.data_dir),
-    ]
-    if settings.metrics_port is not None:
-        command += ["--metrics-port", str(settings.metrics_port)]
     # Demo time is compressed: SLAs of seconds, so escalations show within a short run.
-    env = {**DEMO_SLAS, **os.environ}
-    return subprocess.Popen(  # noqa: S603 - our own CLI
-        command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+    slas = {name: value for name, value in DEMO_SLAS.items() if name not in os.environ}
+    return start_worker(
+        settings.data_dir,
+        settings.data_dir / "demo-worker.log",
+        {**slas, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+        metrics_port=settings.metrics_port,
     )
 
 
@@ -261,14 +251,3 @@ async def _wait_until_ready(log_path: Path, worker: subprocess.Popen[bytes], tim
         if time.monotonic() > deadline:
             raise InterceptorError(f"the worker was not ready within {timeout_s} s; see {log_path}")
         await asyncio.sleep(0.2)
-
-
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is not None:
-        return
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()

@@ -9,10 +9,10 @@ never from the input history.
 
 Key layout (one byte of kind, one of partition, then big-endian sortable fields):
   F p txn_id                    -> record          the feed's record of a txn_id
-  f p at seq                    -> [txn_id]        the feed's time index: one row per checkpoint,
-                                                   under the latest ``at`` among its records
+  f p at seq                    -> [txn_id]        the feed's time index: a row per checkpoint (per
+                                                   2,000 entries), under the latest ``at`` among them
   O p label \\0 txn_id          -> record          an account's transfers out (I: in)
-  o p at seq                    -> [(row, account)] their time index, one row per checkpoint (i: in)
+  o p at seq                    -> [(row, account)] their time index, the same way (i: in)
   A label                       -> account         every account seen
   M ...                         -> meta            feed clocks, input offsets, the index sequence
 A checkpoint's index row is evicted once its latest record is past the cutoff, so a record

@@ -175,11 +175,11 @@ class InterceptionWorker(mode.Service):
                 await self._publish(result)
             else:
                 changes = stores.stage({(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
-                logging = log_changes(
+                changelog_sent = log_changes(
                     self._producer, self._changelog, self.settings.consumer_group.encode(), changes,
                     self.settings.max_action_bytes,
                 )  # fmt: skip
-                logged = (await asyncio.gather(self._publish(result), logging))[1]
+                logged = (await asyncio.gather(self._publish(result), changelog_sent))[1]
             assert self._consumer is not None
             await self._consumer.commit(offsets)
             if stores is not None:
@@ -242,9 +242,9 @@ class InterceptionWorker(mode.Service):
         self._watch.recovered_once = True
         assigned = set(self._watch.assigned)
         self._close_stores()  # whatever this batch buffered is dropped: it is redelivered
-        self.interception = Interception(self.settings)
         self._awaiting_first_action.clear()
         if not assigned:
+            self.interception = Interception(self.settings)
             log.info("standing by: another worker in group %s holds the input partitions", self.settings.consumer_group)
             self.ready.set()
             return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,3 +140,24 @@ def holds_by_account(actions: list[Message]) -> dict[str, str]:
     return {
         a["target"]["account"]: a["hold_amount"] for a in latest_versions(actions).values() if a["status"] == "active"
     }
+
+
+def assert_versions_consistent(actions: list[Message]) -> None:
+    """No (action_id, version) twice with different content; consecutive versions decide something different."""
+    copies: dict[tuple[str, int], set[bytes]] = defaultdict(set)
+    decided: dict[tuple[str, int], tuple] = {}
+    for action in actions:
+        content = {k: v for k, v in action.items() if k != "issued_at"}
+        copies[(action["action_id"], action["version"])].add(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+        decided[(action["action_id"], action["version"])] = (
+            action["status"], action["hold_amount"], action["priority"], tuple(action["report_ids"]),
+            action.get("trail_digest"),
+        )  # fmt: skip
+    assert all(len(variants) == 1 for variants in copies.values()), "a version was published twice, differently"
+    by_action: dict[str, list[int]] = defaultdict(list)
+    for action_id, version in sorted(copies):
+        by_action[action_id].append(version)
+    for action_id, versions in by_action.items():
+        assert versions == list(range(1, len(versions) + 1)), f"{action_id} skipped a version: {versions}"
+        for older, newer in itertools.pairwise(versions):
+            assert decided[(action_id, older)] != decided[(action_id, newer)], f"{action_id} v{newer} repeats v{older}"

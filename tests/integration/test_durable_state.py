@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import orjson
 import pytest
-from kafka_client import collect, produce, read_all, wait_consumed
-from test_worker_restart import _final, _kill, _oracle, _scenario, _start_worker
+from kafka_client import assert_versions_consistent, collect, produce, read_all, wait_consumed
+from test_worker_restart import _final, _oracle, _scenario, _start_worker
 
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.worker import InterceptionWorker
+from pipeline.worker_process import kill_worker
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +57,7 @@ async def test_a_restart_rebuilds_from_the_store_or_its_changelog_never_from_the
         await successor.stop()
     actions = await read_all(settings.bootstrap_servers or "", settings.topic_prefix + "freeze-actions")
     assert _final(actions) == _oracle(settings, events)
-    _assert_versions_consistent(actions)
+    assert_versions_consistent(actions)
 
 
 async def test_a_worker_killed_every_few_seconds_ends_with_the_right_holds(settings: Settings, tmp_path: Path) -> None:
@@ -78,34 +76,13 @@ async def test_a_worker_killed_every_few_seconds_ends_with_the_right_holds(setti
             # Not a wait for a result: the kill lands wherever the worker is (joining, recovering, busy).
             await asyncio.sleep(rng.uniform(2.0, 5.0))
         finally:
-            _kill(worker)
+            kill_worker(worker)
 
     last = _start_worker(settings, tmp_path / "worker-last.log")
     try:
         started = time.monotonic()
         actions = await collect(bootstrap, actions_topic, lambda got: _final(got) == expected, timeout_s=120)
     finally:
-        _kill(last)
+        kill_worker(last)
     assert time.monotonic() - started < 120
-    _assert_versions_consistent(actions)
-
-
-def _assert_versions_consistent(actions: list[dict]) -> None:
-    """No (action_id, version) twice with different content; consecutive versions decide something different."""
-    copies: dict[tuple[str, int], set[bytes]] = defaultdict(set)
-    decided: dict[tuple[str, int], tuple] = {}
-    for action in actions:
-        content = {k: v for k, v in action.items() if k not in ("issued_at", "signature")}
-        copies[(action["action_id"], action["version"])].add(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
-        decided[(action["action_id"], action["version"])] = (
-            action["status"], action["hold_amount"], action["priority"], tuple(action["report_ids"]),
-            action.get("trail_digest"),
-        )  # fmt: skip
-    assert all(len(variants) == 1 for variants in copies.values()), "a version was published twice, differently"
-    by_action: dict[str, list[int]] = defaultdict(list)
-    for action_id, version in sorted(copies):
-        by_action[action_id].append(version)
-    for action_id, versions in by_action.items():
-        assert versions == list(range(1, len(versions) + 1)), f"{action_id} skipped a version: {versions}"
-        for older, newer in itertools.pairwise(versions):
-            assert decided[(action_id, older)] != decided[(action_id, newer)], f"{action_id} v{newer} repeats v{older}"
+    assert_versions_consistent(actions)

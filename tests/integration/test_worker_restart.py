@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import signal
 import subprocess
-import sys
 import time
-from collections import defaultdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
 import pytest
-from kafka_client import HOUR, account, collect, iso, latest_versions, now, produce, report, transaction
+from kafka_client import (
+    HOUR,
+    account,
+    assert_versions_consistent,
+    collect,
+    iso,
+    latest_versions,
+    now,
+    produce,
+    report,
+    transaction,
+)
 
 from pipeline.interception import Interception
 from pipeline.settings import Settings
 from pipeline.topics import INPUT_TOPICS
+from pipeline.worker_process import kill_worker, settings_env, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -81,25 +90,10 @@ def _final(actions: list[dict]) -> dict[str, tuple]:
     }
 
 
-def _start_worker(settings: Settings, log_path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "INTERCEPTOR_TOPIC_PREFIX": settings.topic_prefix,
-        "INTERCEPTOR_CONSUMER_GROUP": settings.consumer_group,
-        "INTERCEPTOR_BATCH_MAX_RECORDS": "300",  # many small batches, so the kill lands between commits
-    }
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "worker", "--data-dir", str(settings.data_dir), "--loglevel", "warning"],
-        env=env, stdout=log, stderr=log, start_new_session=True,
-    )  # fmt: skip
-
-
-def _kill(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
+def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = settings_env(settings, settings.bootstrap_servers or "")
+    env["INTERCEPTOR_BATCH_MAX_RECORDS"] = "300"  # many small batches, so the kill lands between commits
+    return start_worker(settings.data_dir, log_path, env, loglevel="warning")
 
 
 async def test_worker_killed_mid_stream_resumes_without_loss_or_duplicate_trace(settings: Settings, tmp_path):
@@ -115,7 +109,7 @@ async def test_worker_killed_mid_stream_resumes_without_loss_or_duplicate_trace(
         await produce(bootstrap, events[:half])
         await collect(bootstrap, actions_topic, lambda got: len(got) >= 1, timeout_s=60)
     finally:
-        _kill(first)  # SIGKILL: no graceful shutdown, no final commit
+        kill_worker(first)  # SIGKILL: no graceful shutdown, no final commit
 
     await produce(bootstrap, events[half:])
     second = _start_worker(settings, tmp_path / "worker-2.log")
@@ -123,17 +117,10 @@ async def test_worker_killed_mid_stream_resumes_without_loss_or_duplicate_trace(
         started = time.monotonic()
         actions = await collect(bootstrap, actions_topic, lambda got: _final(got) == expected, timeout_s=90)
     finally:
-        _kill(second)
+        kill_worker(second)
     assert time.monotonic() - started < 90
 
-    copies: dict[tuple[str, int], set[bytes]] = defaultdict(set)
-    for action in actions:
-        content = {k: v for k, v in action.items() if k != "issued_at"}
-        copies[(action["action_id"], action["version"])].add(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
-    assert all(len(variants) == 1 for variants in copies.values()), "a version was issued twice with different content"
-    for action_id in expected:
-        versions = sorted(version for aid, version in copies if aid == action_id)
-        assert versions == list(range(1, len(versions) + 1)), f"{action_id} skipped a version: {versions}"
+    assert_versions_consistent(actions)
 
 
 async def test_crash_after_publishing_before_commit_issues_no_new_versions(settings: Settings):
