@@ -5,13 +5,14 @@ in this batch loop on aiokafka, a ``mode`` service (``pipeline.app``).
 
 Commit order, per batch (Quix Streams' checkpoint; what makes at-least-once true after a crash):
   1. decode, trace and correlate the batch in memory (the trail store buffers its writes);
-  2. send every action (to its shared and its addressee's topic), warning and dead letter;
-  3. send the trail store's rows for the batch to its changelog, with the offsets they reflect;
-  4. wait until the broker acknowledged all of them;
-  5. commit the batch's offsets;
-  6. write the trail store's rows to local disk, in one atomic batch;
-  7. record metrics.
-A crash before step 5 redelivers the batch; a crash before step 6 leaves the local store a
+  2. send every action (to its shared and its addressee's topic), warning and dead letter, and
+     wait until the broker acknowledged them;
+  3. send the trail store's rows for the batch to its changelog, with the offsets they reflect,
+     and wait for the broker: a changelog never holds a batch whose actions are not out;
+  4. commit the batch's offsets;
+  5. write the trail store's rows to local disk, in one atomic batch;
+  6. record metrics.
+A crash before step 4 redelivers the batch; a crash before step 5 leaves the local store a
 batch behind, which the changelog's tail (or the input's) brings up to date.
 
 Recovery: the trail store catches up with its changelog (all of it if the disk was lost),
@@ -170,16 +171,16 @@ class InterceptionWorker(mode.Service):
                 report = self.interception.revisions[report_id]
                 self._awaiting_first_action.setdefault(report_id, report.received_at_ms)
             offsets = {tp: batch[-1].offset + 1 for tp, batch in batches.items()}
+            await self._publish(result)
             stores, logged = self._stores, None
-            if stores is None:
-                await self._publish(result)
-            else:
+            if stores is not None:
+                # Only after the actions are out: a changelog holding the batch while its actions are not
+                # would let a restart's store run ahead of the actions read back, and never issue them.
                 changes = stores.stage({(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
-                changelog_sent = log_changes(
+                logged = await log_changes(
                     self._producer, self._changelog, self.settings.consumer_group.encode(), changes,
                     self.settings.max_action_bytes,
                 )  # fmt: skip
-                logged = (await asyncio.gather(self._publish(result), changelog_sent))[1]
             assert self._consumer is not None
             await self._consumer.commit(offsets)
             if stores is not None:

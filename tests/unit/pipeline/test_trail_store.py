@@ -67,12 +67,19 @@ class DurableRun(Run):
         step.trail = MoneyTrail(TRACE, self.partitions, stores=self.stores)
         return step
 
-    def batch(self, records: Sequence[Record], end: int, flushed: bool = True) -> None:
+    def batch(self, records: Sequence[Record], end: int, crash: str = "none") -> None:
+        """One batch in the worker's order: publish, log to the changelog, commit, write the store.
+
+        ``crash``: ``after_commit`` (the store is not written), ``after_log`` (nor are the offsets
+        committed: the batch is redelivered) or ``after_publish`` (nor is the changelog written).
+        """
         self.published.extend(self.interception.process(records, NOW_MS).orders)
-        self.changelog.append(list(self.stores.stage({(BANK, 0): end})))
-        if flushed:
+        rows = list(self.stores.stage({(BANK, 0): end}))
+        if crash != "after_publish":
+            self.changelog.append(rows)
+        if crash == "none":
             self.stores.flush(len(self.changelog))
-        else:  # the worker died after committing, before writing its store
+        else:
             self.stores._staged = []
 
     def restart(self, committed: Sequence[Record], wipe: bool, changelog_tail_lost: bool) -> None:
@@ -100,7 +107,7 @@ def run_durably(
     cuts: list[int],
     restart_at: int,
     partitions: int,
-    lose_flush: bool,
+    crash: str,
     wipe: bool,
     changelog_tail_lost: bool = False,
 ) -> DurableRun:
@@ -108,11 +115,20 @@ def run_durably(
         run = DurableRun(path, partitions)
         start = 0
         for end in sorted({*cuts, restart_at, len(records)}):
+            if end != restart_at:
+                if records[start:end]:
+                    run.batch(records[start:end], end)
+                start = end
+                continue
             if records[start:end]:
-                run.batch(records[start:end], end, flushed=not (lose_flush and end == restart_at))
-            start = end
-            if end == restart_at:
+                run.batch(records[start:end], end, crash)
+            if crash in ("after_log", "after_publish"):  # not committed: redelivered after the restart
+                run.restart(records[:start], wipe, changelog_tail_lost)
+                if records[start:end]:
+                    run.batch(records[start:end], end)
+            else:
                 run.restart(records[:end], wipe, changelog_tail_lost)
+            start = end
         run.stores.close()
         return run
 
@@ -131,7 +147,7 @@ def test_a_durable_trail_restarted_from_its_store_matches_the_oracle(
         cuts,
         restart_at=rng.randrange(len(records) + 1),
         partitions=data.draw(st.sampled_from([1, 3])),
-        lose_flush=data.draw(st.booleans()),
+        crash=data.draw(st.sampled_from(["none", "after_commit", "after_log", "after_publish"])),
         wipe=data.draw(st.booleans()),
         changelog_tail_lost=data.draw(st.booleans()),
     )
