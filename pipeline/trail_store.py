@@ -71,11 +71,13 @@ class RocksStores:
         self._feeds: dict[int, RocksFeed] = {}
         self._transfers: list[RocksAccountTransfers] = []
         self._staged: list[Change] = []
-        raw = self.get(_SEQUENCE)
-        self._sequence = 0 if raw is None else int(msgspec.msgpack.decode(raw))
+        self._sequence: int | None = None  # read when first needed: after a restore has applied the changelog
 
     def index_key(self, prefix: bytes, at_ms: int) -> bytes:
         """A new time-index row's key: unique, and ordered by ``at_ms``."""
+        if self._sequence is None:
+            raw = self.get(_SEQUENCE)
+            self._sequence = 0 if raw is None else int(msgspec.msgpack.decode(raw))
         self._sequence += 1
         self._writes[_SEQUENCE] = _encode(self._sequence)
         return prefix + _at(at_ms) + struct.pack(">Q", self._sequence)

@@ -239,3 +239,25 @@ def test_a_checkpoint_of_a_full_batch_goes_out_in_messages_under_the_size_limit(
         assert restored.offsets() == {(BANK, 0): len(batch)}
         restored.close()
         stores.close()
+
+
+def test_a_store_restored_from_its_changelog_never_reuses_an_index_row_key() -> None:
+    with store_directory() as path:
+        stores = RocksStores(path, RECHECK_MS)
+        trail = MoneyTrail(TRACE, stores=stores)
+        changelog = []
+        for n in range(3):
+            trail.add_transaction(transfer(f"t{n}", "a", "b", 100, at_ms=n))
+            changelog.append(list(stores.stage({(BANK, 0): n + 1})))
+            stores.flush(n + 1)
+        logged = {key for rows in changelog for key, value in rows if key[:1] in b"fo" and value is not None}
+        stores.close()
+
+        restored = RocksStores(path / "restored", RECHECK_MS)
+        for rows in changelog:
+            restored.apply(rows)
+        trail = MoneyTrail(TRACE, stores=restored)
+        trail.add_transaction(transfer("t-new", "a", "b", 100, at_ms=0))  # the same ``at`` as the first rows
+        new = {key for key, value in restored.stage({(BANK, 0): 4}) if key[:1] in b"fo" and value is not None}
+        assert new and not new & logged
+        restored.close()
