@@ -198,8 +198,13 @@ class Interception:
         """
         settings = self.settings
         expired = self.revisions.expire(now_ms)
+        holdings = 0
+        if self.trail.forget_reports(expired):
+            # The traces lose the expired reports' money now; orders follow when something next touches
+            # them, as after a restart: an order renewed by a later report keeps what it said until then.
+            holdings = self.freezes.take_quietly(self.trail.retrace(), self.revisions)
         self.telecom.forget_reports(expired)
-        holdings = self.freezes.forget(self.revisions.__contains__)
+        holdings += self.freezes.forget(self.revisions.__contains__)
         actions = self.actions.forget(
             self.revisions.expired,
             unseen_before_ms=now_ms - settings.report_retention_ms,

@@ -133,6 +133,12 @@ class FreezeBook:
             wanted.append(Withdrawal(freeze_action_id(holding)) if order is None else order)
         return wanted
 
+    def take_quietly(self, traces: Mapping[Holding, HoldingTrace | None], reports: Mapping[str, Report]) -> int:
+        """Take changed traces without deciding (orders follow when something next touches them); traces dropped."""
+        before = len(self._traced)
+        self._take(traces, {}, reports)
+        return max(0, before - len(self._traced))
+
     def forget(self, in_force: Callable[[str], bool]) -> int:
         """Drop the traces and links no report ``in_force`` stands behind any more, deciding nothing; how many."""
         traced = [h for h, trace in self._traced.items() if not any(map(in_force, trace.report_ids))]

@@ -590,6 +590,26 @@ class MoneyTrail:
             self._deliver(*resolver.claim(report.report_id, txn_id, record))
         return True
 
+    def forget_reports(self, report_ids: Iterable[str]) -> int:
+        """Take expired reports out of the trail; returns how many it held.
+
+        Their claims are withdrawn as a correction to no transfers would withdraw them, so the
+        money only they traced is no longer followed, the accounts it reached are no longer kept
+        as evidence (their transfers become evictable) and a later report reaching the same
+        accounts is traced as if they had never come: the same trace a restart rebuilds, since a
+        replay refuses expired reports.
+        """
+        forgotten = 0
+        for report_id in report_ids:
+            report = self.reports.pop(report_id, None)
+            if report is None:
+                continue
+            forgotten += 1
+            for txn_id in sorted(_claims(report)):
+                resolver = self.resolvers[partition_of(txn_id, self.partitions)]
+                self._deliver(*resolver.claim(report_id, txn_id, None))
+        return forgotten
+
     def _copy(self, sent: Transfer) -> Record:
         return (sent.at_ms, self.intern(sent.source), self.intern(sent.target), sent.amount, sent.currency,
                 sent.txn_id, False)  # fmt: skip

@@ -231,3 +231,19 @@ def test_a_restart_forgets_actions_whose_reports_the_input_topic_no_longer_holds
     restarted = _restart(published, [], now_ms=EXPIRES + 1)  # issued before R-1's retention ago: R-1 expired
 
     assert len(restarted.actions) == 0 and len(restarted.lifecycle) == 0
+
+
+def test_an_expired_reports_money_leaves_the_trace_so_a_later_report_does_not_hold_it_again() -> None:
+    interception, published = _started()  # R-1 paid the mule 100.00
+    second = [_record(VICTIM_REPORTS, 2, _report("R-2", amount="50.00"), at_ms=T + 3 * DAY_MS)]
+    interception.process(second, T + 3 * DAY_MS)
+    interception.expire(EXPIRES)
+    assert "R-1" not in interception.trail.reports
+
+    third = [_record(VICTIM_REPORTS, 3, _report("R-3", amount="30.00"), at_ms=EXPIRES)]
+    order = _freeze(interception.process(third, EXPIRES).orders)
+
+    assert (order.version, order.report_ids, order.hold) == (3, ("R-2", "R-3"), 8000)
+    # A restart rebuilds the same trace: replaying the topic refuses R-1 as expired.
+    restarted = _restart([*published, order], [*FIRST, *second, *third], now_ms=EXPIRES)
+    assert restarted.trail.holdings() == interception.trail.holdings()

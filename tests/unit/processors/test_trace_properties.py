@@ -360,6 +360,27 @@ def test_eviction_and_redelivery_of_evicted_transactions_change_nothing(scenario
     assert run(redeliver=True) == run(redeliver=False)
 
 
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.integers(min_value=1, max_value=4), st.data())
+def test_forgetting_expired_reports_traces_as_if_they_had_never_come(
+    scenario: Scenario, partitions: int, data: st.DataObject
+) -> None:
+    reports = scenario.final_reports
+    expired = data.draw(st.sets(st.sampled_from([r.report_id for r in reports])), label="expired")
+    trail = MoneyTrail(TRACE, partitions)
+    for event in events_of(scenario):
+        trail.add_report(event) if isinstance(event, Report) else trail.add_transaction(event)
+    view: dict[Holding, HoldingTrace] = {}
+    _follow(view, trail.retrace())
+
+    assert trail.forget_reports([*sorted(expired), "never-seen"]) == len(expired)
+    _follow(view, trail.retrace())
+
+    expected = trace_reference([r for r in reports if r.report_id not in expired], scenario.feed, TRACE)
+    assert trail.holdings() == expected
+    assert view == expected  # the changes returned say so too, so the freeze book follows
+
+
 class AsynchronousTrail(MoneyTrail):
     """The partitioned trail as a consumer group would run it: partitions settle in any order, and
     content updates reach other partitions late and interleaved (in order per key, as Kafka keeps it)."""
