@@ -6,9 +6,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from schemas.fields import FieldError, parse_amount, parse_currency, parse_ip, parse_timestamp_ms, to_minor_units
+from schemas.json_rules import IP_SCHEMA, TIMESTAMP_SCHEMA, amount_fits_currency, amount_schema, required_by_kind
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -25,16 +26,9 @@ def _as_validator(parse: Callable[[object], T]) -> Callable[[object], T]:
 
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Amount = Annotated[
-    Decimal,
-    BeforeValidator(_as_validator(parse_amount)),
-    Field(json_schema_extra={"type": ["number", "string"], "description": "positive; number or decimal string"}),
-]
-Timestamp = Annotated[
-    int,
-    BeforeValidator(_as_validator(parse_timestamp_ms)),
-    Field(json_schema_extra={"type": "string", "format": "date-time", "description": "RFC 3339 with a zone"}),
-]
+# WithJsonSchema: the parsers' rules, as JSON Schema (schemas/json_rules.py), replace what pydantic derives.
+Amount = Annotated[Decimal, BeforeValidator(_as_validator(parse_amount)), WithJsonSchema(amount_schema())]
+Timestamp = Annotated[int, BeforeValidator(_as_validator(parse_timestamp_ms)), WithJsonSchema(TIMESTAMP_SCHEMA)]
 Currency = Annotated[
     str,
     BeforeValidator(_as_validator(parse_currency)),
@@ -42,7 +36,7 @@ Currency = Annotated[
 ]
 
 Msisdn = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$"), Field(description="E.164")]
-IpAddress = Annotated[str, BeforeValidator(_as_validator(parse_ip)), Field(json_schema_extra={"format": "ip"})]
+IpAddress = Annotated[str, BeforeValidator(_as_validator(parse_ip)), WithJsonSchema(IP_SCHEMA)]
 
 
 class WireModel(BaseModel):
@@ -59,6 +53,7 @@ class AccountRef(WireModel):
 class MoneyModel(WireModel):
     """A model with an ``amount`` in a ``currency``: the amount must fit the currency's minor unit."""
 
+    model_config = ConfigDict(json_schema_extra=amount_fits_currency)
     amount: Amount
     currency: Currency
 
@@ -124,6 +119,7 @@ REQUIRED_BY_KIND: dict[str, str] = {
 class TelecomEvent(WireModel):
     """One event from an operator's network about a subscriber number (``msisdn``)."""
 
+    model_config = ConfigDict(json_schema_extra=required_by_kind(REQUIRED_BY_KIND))
     event_id: Identifier
     operator: Identifier
     kind: TelecomKind

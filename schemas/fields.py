@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 # ISO 4217 exponents that differ from the usual 2, plus the crypto assets partners send.
-_MINOR_UNIT_EXPONENTS = {
+MINOR_UNIT_EXPONENTS = {
     "BHD": 3,
     "IQD": 3,
     "JOD": 3,
@@ -42,6 +42,7 @@ _MINOR_UNIT_EXPONENTS = {
     "USDT": 6,
     "USDC": 6,
 }
+DEFAULT_MINOR_UNIT_EXPONENT = 2
 MAX_MAJOR_UNITS = Decimal(10) ** 15
 _CURRENCY = re.compile(r"[A-Z][A-Z0-9]{2,9}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -73,7 +74,7 @@ def parse_ip(value: object) -> str:
 
 
 def minor_unit_exponent(currency: str) -> int:
-    return _MINOR_UNIT_EXPONENTS.get(currency, 2)
+    return MINOR_UNIT_EXPONENTS.get(currency, DEFAULT_MINOR_UNIT_EXPONENT)
 
 
 def parse_timestamp_ms(value: object) -> int:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from typing import Any
 
 import pytest
+from wire_corpus import (
+    BAD_REPORTS,
+    BAD_TRANSACTIONS,
+    GOOD_AMOUNTS,
+    KBANK,
+    bank_transaction,
+    encoded,
+    reported_transfer,
+    victim_report,
+)
 
 from processors.records import Report, Transfer
 from schemas.decode import Rejection, decode_bank_transaction, decode_victim_report
@@ -15,58 +23,6 @@ MAX_BYTES = 64 * 1024
 RECEIVED_AT_MS = 1_795_413_600_000  # 2026-11-23T06:00:00Z
 SENT_AT_MS = 1_795_402_800_000  # 2026-11-23T03:00:00Z, i.e. 10:00 in Bangkok
 REPORTED_AT_MS = 1_795_410_000_000  # 2026-11-23T05:00:00Z
-
-KBANK = {"institution": "KBANK", "account": "123-4-56789"}
-SCB_EWALLET = {"institution": "SCB", "account": "0812345678", "kind": "ewallet"}
-
-
-def bank_transaction(**changes: Any) -> dict[str, Any]:
-    """A valid transaction; a change of ``...`` drops the field."""
-    message = {
-        "txn_id": "KBANK-0001",
-        "from_account": KBANK,
-        "to_account": SCB_EWALLET,
-        "amount": "1500.25",
-        "currency": "THB",
-        "executed_at": "2026-11-23T10:00:00+07:00",
-    }
-    return _changed(message, changes)
-
-
-def reported_transfer(**changes: Any) -> dict[str, Any]:
-    message = {
-        "from_account": KBANK,
-        "to_account": SCB_EWALLET,
-        "amount": 5000,
-        "currency": "THB",
-        "sent_at": "2026-11-23T03:00:00Z",
-    }
-    return _changed(message, changes)
-
-
-def victim_report(*transfers: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    message = {
-        "report_id": "R-77",
-        "reported_at": "2026-11-23T12:00:00+07:00",
-        "victim_id": "V-9",
-        "country": "TH",
-        "scam_type": "fake_investment",
-        "transfers": list(transfers) or [reported_transfer()],
-    }
-    return _changed(message, changes)
-
-
-def _changed(message: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    for field, value in changes.items():
-        if value is ...:
-            del message[field]
-        else:
-            message[field] = value
-    return message
-
-
-def encoded(message: object) -> bytes:
-    return json.dumps(message).encode()
 
 
 def decode_transaction(message: object) -> Transfer | Rejection:
@@ -93,21 +49,7 @@ def test_bank_transaction_decodes_to_a_transfer_in_minor_units_and_epoch_ms() ->
     )
 
 
-@pytest.mark.parametrize(
-    ("amount", "currency", "minor"),
-    [
-        ("1500.25", "THB", 150_025),
-        (1500.25, "THB", 150_025),
-        (1500, "THB", 150_000),
-        ("1500", "THB", 150_000),
-        ("1500.000", "THB", 150_000),
-        (5000, "JPY", 5000),
-        ("5000", "JPY", 5000),
-        ("1.234", "KWD", 1234),
-        ("0.00000001", "BTC", 1),
-        (0.5, "USDT", 500_000),
-    ],
-)
+@pytest.mark.parametrize(("amount", "currency", "minor"), GOOD_AMOUNTS)
 def test_amount_may_be_a_json_number_or_a_decimal_string(amount: object, currency: str, minor: int) -> None:
     transfer = decode_transaction(bank_transaction(amount=amount, currency=currency))
 
@@ -194,30 +136,6 @@ def test_victim_report_ignores_extra_fields() -> None:
 # --- bad input -----------------------------------------------------------------------------
 
 
-BAD_TRANSACTIONS = {
-    "missing field": (bank_transaction(txn_id=...), "txn_id"),
-    "amount true": (bank_transaction(amount=True), "amount"),
-    "amount null": (bank_transaction(amount=None), "amount"),
-    "amount a word": (bank_transaction(amount="lots"), "amount"),
-    "txn_id a number": (bank_transaction(txn_id=123), "txn_id"),
-    "txn_id empty": (bank_transaction(txn_id=""), "txn_id"),
-    "txn_id too long": (bank_transaction(txn_id="x" * 129), "txn_id"),
-    "negative amount": (bank_transaction(amount="-5.00"), "amount"),
-    "zero amount": (bank_transaction(amount=0), "amount"),
-    "too many decimals for THB": (bank_transaction(amount=10.005), "amount"),
-    "too many decimals for THB as a string": (bank_transaction(amount="10.005"), "amount"),
-    "decimals for JPY": (bank_transaction(amount=5.5, currency="JPY"), "amount"),
-    "implausibly large": (bank_transaction(amount=10**15), "amount"),
-    "timestamp without a zone": (bank_transaction(executed_at="2026-11-23T10:00:00"), "executed_at"),
-    "timestamp not a date": (bank_transaction(executed_at="yesterday"), "executed_at"),
-    "timestamp a number": (bank_transaction(executed_at=1795402800000), "executed_at"),
-    "lowercase currency": (bank_transaction(currency="thb"), "currency"),
-    "account a plain string": (bank_transaction(from_account="KBANK:123-4-56789"), "from_account"),
-    "account without a number": (bank_transaction(to_account={"institution": "SCB"}), "to_account.account"),
-    "unknown account kind": (bank_transaction(to_account={**SCB_EWALLET, "kind": "card"}), "to_account.kind"),
-}
-
-
 @pytest.mark.parametrize(("message", "field"), BAD_TRANSACTIONS.values(), ids=BAD_TRANSACTIONS.keys())
 def test_an_invalid_transaction_is_rejected_with_a_sentence_naming_the_field(message: object, field: str) -> None:
     rejection = decode_transaction(message)
@@ -279,26 +197,6 @@ def test_a_message_of_exactly_the_limit_is_decoded() -> None:
     raw = encoded(bank_transaction())
 
     assert isinstance(decode_bank_transaction(raw, max_bytes=len(raw)), Transfer)
-
-
-BAD_REPORTS = {
-    "missing field": (victim_report(victim_id=...), "victim_id"),
-    "no transfers": (victim_report(transfers=[]), "transfers"),
-    "country not ISO 3166": (victim_report(country="Thailand"), "country"),
-    "timestamp without a zone": (victim_report(reported_at="2026-11-23 12:00"), "reported_at"),
-    "scammer phone not E.164": (victim_report(scammer_phones=["081-234-5678"]), "scammer_phones.0"),
-    "transfer amount true": (victim_report(reported_transfer(amount=True)), "transfers.0.amount"),
-    "transfer too many decimals": (
-        victim_report(reported_transfer(), reported_transfer(amount="10.005")),
-        "transfers.1: amount",
-    ),
-    "transfer account a plain string": (victim_report(reported_transfer(to_account="SCB")), "transfers.0.to_account"),
-    "transfer unknown account kind": (
-        victim_report(reported_transfer(from_account={**KBANK, "kind": "cash"})),
-        "transfers.0.from_account.kind",
-    ),
-    "transfer txn_id a number": (victim_report(reported_transfer(txn_id=7)), "transfers.0.txn_id"),
-}
 
 
 @pytest.mark.parametrize(("message", "field"), BAD_REPORTS.values(), ids=BAD_REPORTS.keys())
