@@ -153,10 +153,17 @@ def freeze_action_payload(order: FreezeOrder, limits: ActionLimits) -> dict[str,
     }
 
 
-def encode_freeze_action(order: FreezeOrder, keys: SigningKeys, limits: ActionLimits) -> tuple[bytes, bytes]:
-    """(key, value): keyed by target so every version of an order lands on one partition, in order."""
+def encode_freeze_action(
+    order: FreezeOrder, keys: SigningKeys, limits: ActionLimits, view: Callable[[dict[str, Any]], dict[str, Any]] = dict
+) -> tuple[bytes, bytes]:
+    """(key, value): keyed by target so every version of an order lands on one partition, in order.
+
+    ``view`` shapes the action for its reader before it is signed: the shared topic's is the action
+    itself; the addressee's copy (``pipeline.partners.addressee_freeze_view``) differs, and so
+    carries its own signature.
+    """
     value = fitted(
-        lambda bounds: signed_json(FreezeAction, freeze_action_payload(order, bounds), keys, order.addressee),
+        lambda bounds: signed_json(FreezeAction, view(freeze_action_payload(order, bounds)), keys, order.addressee),
         limits,
         f"freeze action {order.action_id} version {order.version}",
     )
@@ -321,12 +328,16 @@ def encode_dead_letter(
     rejection: Rejection,
     now_ms: int,
     limits: ActionLimits,
+    partner: str | None = None,
 ) -> tuple[bytes, bytes]:
-    """Keyed by the source topic. An original too large to carry whole is cut to its start, and ``error`` says so."""
+    """Keyed by the source topic. An original too large to carry whole is cut to its start, and ``error`` says so.
+
+    ``partner``: the copy for that partner, ``raw`` being what it may see (``pipeline.partners``).
+    """
     payload = raw or b""
     kept = len(payload)
     while True:
-        value = _dead_letter(topic, partition, offset, payload, kept, rejection, now_ms)
+        value = _dead_letter(topic, partition, offset, payload, kept, rejection, now_ms, partner)
         if len(value) <= limits.max_action_bytes:
             return topic.encode(), value
         if kept == 0:
@@ -338,7 +349,14 @@ def encode_dead_letter(
 
 
 def _dead_letter(
-    topic: str, partition: int, offset: int, payload: bytes, kept: int, rejection: Rejection, now_ms: int
+    topic: str,
+    partition: int,
+    offset: int,
+    payload: bytes,
+    kept: int,
+    rejection: Rejection,
+    now_ms: int,
+    partner: str | None,
 ) -> bytes:
     """The dead letter carrying the first ``kept`` bytes of ``payload`` (as text if all of it is UTF-8)."""
     encoding: Literal["utf-8", "base64"]
@@ -361,5 +379,6 @@ def _dead_letter(
         payload=text,
         payload_encoding=encoding,
         received_at=_time(now_ms),
+        partner=partner,
     )
     return letter.model_dump_json().encode()

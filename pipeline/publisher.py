@@ -1,16 +1,20 @@
-"""Where each result goes: shared topics, per-addressee topics, dead letters; signed on the way out.
+"""Where each result goes: shared topics, per-partner topics, dead letters; signed on the way out.
 
-Every action goes to its shared topic (the war room's view) and to ``<topic>.<addressee>``,
-so each institution reads only its own orders and the broker's ACLs can enforce that.
-Per-addressee topics are created the first time an addressee gets an order, with the
-same replication factor and configs as the catalogue's topics (``pipeline/broker.py`` ``new_topics``).
-Every message is encoded at most ``max_action_bytes`` long (``pipeline/encode.py``).
+Every action, warning and dead letter goes to its shared topic (the war room's view, in full)
+and to ``<topic>.<partner>``: the action's addressee, the warning's operator, each partner a
+dead letter belongs to (``pipeline/partners.py``). Each partner reads only its own, and the
+broker's ACLs can enforce that. A freeze action's copy hides other institutions' account
+numbers, so it is signed on its own. Per-partner topics are created the first time a partner
+gets a message, with the same replication factor and configs as the catalogue's topics
+(``pipeline/broker.py`` ``new_topics``). Every message is encoded at most ``max_action_bytes``
+long (``pipeline/encode.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -18,6 +22,7 @@ from aiokafka.errors import KafkaError
 from pipeline.broker import create_topics
 from pipeline.encode import encode_dead_letter, encode_freeze_action, encode_suspension_action, encode_victim_warning
 from pipeline.interception import BatchResult
+from pipeline.partners import addressee_freeze_view, dead_letter_copies
 from pipeline.settings import Settings
 from pipeline.topics import (
     DEAD_LETTERS,
@@ -40,27 +45,35 @@ class Publisher:
         self.producer = producer
         self._keys = settings.signing
         self._limits = settings.action_limits
+        self._pseudonyms = settings.pseudonyms
         self._routed: set[str] = set()
 
     async def publish(self, result: BatchResult, now_ms: int) -> None:
         """Send everything the batch produced and wait until the broker has acknowledged all of it."""
         sends = []
         for rejected in result.rejected:
-            record = rejected.record
-            key, value = encode_dead_letter(
-                record.topic, record.partition, record.offset, record.value, rejected.rejection, now_ms, self._limits
-            )
+            record, rejection, limits = rejected.record, rejected.rejection, self._limits
+            at = (record.topic, record.partition, record.offset)
+            key, value = encode_dead_letter(*at, record.value, rejection, now_ms, limits)
             sends.append((self.settings.topic(DEAD_LETTERS), key, value))
+            for partner, payload in dead_letter_copies(
+                record.topic, record.value, self.settings.topic_prefix, self._pseudonyms
+            ):
+                routed = await self._ensure_routed(addressee_spec(DEAD_LETTERS, partner))
+                sends.append((routed, *encode_dead_letter(*at, payload, rejection, now_ms, limits, partner)))
         for action in result.actions:
             if isinstance(action, FreezeOrder):
                 spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._keys, self._limits)
+                _, copy = encode_freeze_action(action, self._keys, self._limits, self._addressee_view)
             else:
                 spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._keys, self._limits)
+                copy = value  # nothing in a suspension belongs to another partner (README, *Who sees what*)
             routed = await self._ensure_routed(addressee_spec(spec, action.addressee))
-            sends += [(self.settings.topic(spec), key, value), (routed, key, value)]
+            sends += [(self.settings.topic(spec), key, value), (routed, key, copy)]
         for warning in result.warnings:
             key, value = encode_victim_warning(warning, self._keys, self._limits)
-            sends.append((self.settings.topic(VICTIM_WARNINGS), key, value))
+            routed = await self._ensure_routed(addressee_spec(VICTIM_WARNINGS, warning.operator))
+            sends += [(self.settings.topic(VICTIM_WARNINGS), key, value), (routed, key, value)]
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 deliveries = [await self.producer.send(topic, value, key=key) for topic, key, value in sends]
@@ -73,8 +86,11 @@ class Publisher:
                 log.warning("publishing failed (%s); attempt %d of %d", error, attempt, SEND_ATTEMPTS)
                 await asyncio.sleep(0.2 * attempt)
 
+    def _addressee_view(self, action: dict[str, Any]) -> dict[str, Any]:
+        return addressee_freeze_view(action, self._pseudonyms)
+
     async def _ensure_routed(self, spec: TopicSpec) -> str:
-        """Create the per-addressee topic the first time it is needed; returns its name."""
+        """Create the per-partner topic the first time it is needed; returns its name."""
         topic = self.settings.topic(spec)
         if topic in self._routed:
             return topic

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.encode import ActionLimits
+from pipeline.pseudonyms import Pseudonyms
 from pipeline.topics import TELECOM_EVENTS, TopicSpec
 from processors.lifecycle import SlaPolicy
 from processors.money_trail import TraceSettings
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
     default_signing_key: SecretStr = Field(
         default=SecretStr("interceptor-development-key"),
         description="for addressees without their own key; set a real one outside development",
+    )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr("interceptor-development-pseudonym-key"),
+        description="the war room's key for pseudonymising other institutions' account numbers in partners' "
+        "copies; set a real one outside development, and keep it from partners",
     )
     sla_critical: timedelta = Field(default=timedelta(minutes=5), description="execute within this, priority >= 80")
     sla_high: timedelta = Field(default=timedelta(minutes=15), description="priority 60-79")
@@ -133,6 +139,10 @@ class Settings(BaseSettings):
             keys={name: key.get_secret_value().encode() for name, key in self.signing_keys.items()},
             default=self.default_signing_key.get_secret_value().encode(),
         )
+
+    @property
+    def pseudonyms(self) -> Pseudonyms:
+        return Pseudonyms(self.pseudonym_key.get_secret_value().encode())
 
     @property
     def action_limits(self) -> ActionLimits:

@@ -1,6 +1,8 @@
 """The topic catalogue: every topic, its key, partitions, retention and schema, in one place.
 
 Topic creation, JSON Schema export and the README's topic table are all generated from it.
+Some output topics also have one copy per partner (``<name>.<partner>``): each institution or
+operator reads only its own, and the broker's ACLs can enforce that (README, *Who sees what*).
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
+class PartnerCopies:
+    """A topic that also goes to ``<name>.<partner>``: who the partner is, and what its copy carries."""
+
+    placeholder: str  # the README's name for the partner: addressee, operator, partner
+    carries: str
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     name: str
     direction: Literal["in", "out", "internal"]
@@ -27,7 +37,7 @@ class TopicSpec:
     model: type[BaseModel] | None  # None: internal, not part of the wire contract
     description: str
     compacted: bool = False
-    per_addressee: bool = False  # also routed to `<name>.<addressee>`, so each institution reads only its own
+    partner_copies: PartnerCopies | None = None  # also routed to `<name>.<partner>`
 
     def config(self, replication_factor: int) -> dict[str, str]:
         """The topic configs to create it with on a cluster that keeps ``replication_factor`` copies.
@@ -77,7 +87,10 @@ FREEZE_ACTIONS = TopicSpec(
     FreezeAction,
     "versioned hold orders; keep the highest version per action_id",
     compacted=True,
-    per_addressee=True,
+    partner_copies=PartnerCopies(
+        "addressee",
+        "the institution's own actions; other institutions' account numbers pseudonymised (see *Who sees what*)",
+    ),
 )
 DEAD_LETTERS = TopicSpec(
     "dead-letters",
@@ -86,7 +99,11 @@ DEAD_LETTERS = TopicSpec(
     1,
     30 * DAY_MS,
     DeadLetter,
-    "input we could not use, with the reason and the original bytes",
+    "operator-only: every input we could not use, with the reason and the original bytes",
+    partner_copies=PartnerCopies(
+        "partner",
+        "the partner's own rejected input: contract fields only, others' account numbers pseudonymised",
+    ),
 )
 
 TELECOM_EVENTS = TopicSpec(
@@ -116,7 +133,7 @@ SUSPENSION_ACTIONS = TopicSpec(
     SuspensionAction,
     "versioned suspensions of numbers, handsets and IPs, and page takedowns",
     compacted=True,
-    per_addressee=True,
+    partner_copies=PartnerCopies("addressee", "the operator's or platform's own suspensions and takedowns"),
 )
 VICTIM_WARNINGS = TopicSpec(
     "victim-warnings",
@@ -125,8 +142,9 @@ VICTIM_WARNINGS = TopicSpec(
     1,
     30 * DAY_MS,
     VictimWarning,
-    "numbers a reported scammer contacted: warn them before they pay",
+    "operator-only: numbers a reported scammer contacted: warn them before they pay",
     compacted=True,
+    partner_copies=PartnerCopies("operator", "the operator's own warnings: the numbers it must warn"),
 )
 
 TRAIL_CHANGELOG = TopicSpec(
@@ -158,15 +176,23 @@ def wire_models() -> dict[str, type[BaseModel]]:
     return {t.name: t.model for t in TOPICS if t.model is not None}
 
 
+def partner_suffix(name: str) -> str | None:
+    """A partner's topic suffix: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``.
+
+    None when nothing is left (``"../"``). Names that differ only in case or punctuation share a
+    suffix, so they are one partner: they read one topic.
+    """
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:100] or None
+
+
 def addressee_topic(spec: TopicSpec, addressee: str) -> str:
-    """``freeze-actions.<addressee>``: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``."""
-    safe = re.sub(r"[^a-z0-9_-]+", "-", addressee.lower()).strip("-")[:100] or "unknown"
-    return f"{spec.name}.{safe}"
+    """``freeze-actions.<addressee>``, by ``partner_suffix``; ``<name>.unknown`` for a name with no safe character."""
+    return f"{spec.name}.{partner_suffix(addressee) or 'unknown'}"
 
 
 def addressee_spec(spec: TopicSpec, addressee: str) -> TopicSpec:
-    """The per-addressee copy of a ``per_addressee`` topic: same key, partitions and configs, its own name."""
-    return replace(spec, name=addressee_topic(spec, addressee), per_addressee=False)
+    """A partner's copy of a topic with ``partner_copies``: same key, partitions and configs, its own name."""
+    return replace(spec, name=addressee_topic(spec, addressee), partner_copies=None)
 
 
 def topic_table_markdown() -> str:
@@ -181,9 +207,10 @@ def topic_table_markdown() -> str:
             f"| `{topic.name}` | {topic.direction} | {topic.key} | {topic.partitions} | {retention} "
             f"| {schema} | {topic.description} |"
         )
-        if topic.per_addressee:
+        copies = topic.partner_copies
+        if copies is not None:
             rows.append(
-                f"| `{topic.name}.<addressee>` | out | as above | {topic.partitions} | {retention} | as above "
-                f"| the same actions, one topic per addressee (see *Routing*) |"
+                f"| `{topic.name}.<{copies.placeholder}>` | out | as above | {topic.partitions} | {retention} "
+                f"| as above | {copies.carries} |"
             )
     return "\n".join(rows) + "\n"

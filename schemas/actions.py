@@ -13,6 +13,12 @@ from schemas.events import AccountRef
 BOUNDED_IDS = "bounded: the first max_listed_ids (default 1000), fewer if the message would exceed max_action_bytes"
 
 
+OTHERS_PSEUDONYMISED = (
+    "in the addressee's copy (freeze-actions.<addressee>), the account number of any other institution "
+    "is pseud:<32 hex>, a keyed hash only the war room can match to the number"
+)
+
+
 class OutputModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -26,8 +32,8 @@ class TrailStep(OutputModel):
         description="the reports whose money this transfer carried: at most 10 of them, the lowest ids"
     )
     hop: int = Field(ge=0, description="0 = the transfer the victim made")
-    from_account: AccountRef
-    to_account: AccountRef
+    from_account: AccountRef = Field(description=OTHERS_PSEUDONYMISED)
+    to_account: AccountRef = Field(description=OTHERS_PSEUDONYMISED)
     tainted_amount: str = Field(description="decimal string, the part of the transfer attributed to the reports")
     at: datetime
 
@@ -62,7 +68,9 @@ class FreezeAction(OutputModel):
     trail_steps_total: int = Field(ge=0, description="how many steps the full trail has, listed or not")
     trail_digest: str = Field(
         description="sha256:<hex> over the report ids, every trail step (listed or not) and the hub or link "
-        "reason; it changes whenever the evidence does, and the full evidence is reproducible from the inputs"
+        "reason; it changes whenever the evidence does, and the full evidence is reproducible from the inputs. "
+        "In the addressee's copy: hmac-sha256:<hex> of that digest under the war room's pseudonym key, which "
+        "also changes whenever the evidence does but cannot be used to guess pseudonymised account numbers"
     )
     issued_at: datetime
     report_received_at: datetime = Field(description="when the first report behind this action reached us")
@@ -85,6 +93,12 @@ class DeadLetter(OutputModel):
     )
     payload_encoding: Literal["utf-8", "base64"]
     received_at: datetime
+    partner: str | None = Field(
+        default=None,
+        description="the partner this copy is for (dead-letters.<partner>); null on the war room's dead-letters "
+        "topic. A partner's copy carries its own input as sent when it came on that partner's own topic; "
+        "otherwise only the contract's fields, with other partners' account numbers pseudonymised",
+    )
 
 
 class SuspensionAction(OutputModel):
