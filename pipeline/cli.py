@@ -1,4 +1,4 @@
-"""The ``interceptor`` command: broker, topics, worker, demo, schemas, bench, simulate."""
+"""The ``interceptor`` command: broker, topics, worker, keys, demo, schemas, bench, simulate."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_dir=getattr(args, "data_dir", None),
         consumer_group=getattr(args, "group", None),
         replication_factor=getattr(args, "replication_factor", None),
+        insecure_dev_keys=getattr(args, "insecure_dev_keys", None) or None,
     )
+
+
+def _tool_settings(args: argparse.Namespace) -> Settings:
+    """The demo, the bench and the simulator sign with the development key unless a real one is configured."""
+    return _settings(args).with_overrides(insecure_dev_keys=True)
 
 
 def _require_bootstrap(settings: Settings) -> str:
@@ -63,9 +69,12 @@ def cmd_topics_table(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     from pipeline.app import create_worker
     from pipeline.broker import create_topics
+    from pipeline.keys import load_signer, require_real_keys
     from pipeline.topics import TOPICS
 
     settings = _settings(args)
+    require_real_keys(settings)  # before connecting anywhere: a key problem is said at once, not after a timeout
+    load_signer(settings)
     bootstrap = _require_bootstrap(settings)
     asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor))
     create_worker(settings, bootstrap, loglevel=args.loglevel).execute_from_commandline()
@@ -74,7 +83,21 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from pipeline.demo import run_demo
 
-    run_demo(_settings(args), duration_s=args.duration)
+    run_demo(_tool_settings(args), duration_s=args.duration)
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    from pipeline.keys import JWKS_FILE, generate_key, retire_key
+
+    directory: Path = args.directory
+    if args.retire:
+        retire_key(directory, args.retire)
+        print(f"retired {args.retire}; publish {directory / JWKS_FILE} again")
+        return
+    kid = generate_key(directory)
+    print(f"new signing key {kid} in {directory} (it signs from the next worker start)")
+    print(f"publish {directory / JWKS_FILE}: institutions verify actions with it")
+    print(f"set INTERCEPTOR_SIGNING_KEY_DIR={directory} for the worker")
 
 
 def cmd_schemas_export(args: argparse.Namespace) -> None:
@@ -89,7 +112,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from pipeline.bench import run_bench
 
     history = tuple(int(size) for size in args.history.split(","))
-    run_bench(_settings(args), transactions=args.transactions, history=history)
+    run_bench(_tool_settings(args), transactions=args.transactions, history=history)
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -106,7 +129,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     scenario = load_scenario(args.scenario)
     if args.seed is not None:
         scenario = scenario.model_copy(update={"seed": args.seed})
-    run_simulation(_settings(args), scenario, args.out)
+    run_simulation(_tool_settings(args), scenario, args.out)
 
 
 def _wait_for_signal() -> None:
@@ -159,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--data-dir", type=Path, help="local state directory (default .interceptor)")
     worker.add_argument("--group", help="consumer group (default interceptor)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    worker.add_argument(
+        "--insecure-dev-keys",
+        action="store_true",
+        help="sign with the public development key when no key is configured (never in production)",
+    )
     worker.set_defaults(run=cmd_worker)
 
     demo = commands.add_parser("demo", help="broker + worker + synthetic scam scenario, printing freeze actions")
@@ -166,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     demo.add_argument("--metrics-port", type=int, help="serve the worker's Prometheus metrics on this port")
     demo.set_defaults(run=cmd_demo)
+
+    keys = commands.add_parser(
+        "keys", help="make a war-room signing key (Ed25519) in DIR and list it in DIR/jwks.json; again to rotate"
+    )
+    keys.add_argument("directory", metavar="DIR", type=Path)
+    keys.add_argument("--retire", metavar="KID", help="drop an old key from jwks.json and delete it")
+    keys.set_defaults(run=cmd_keys)
 
     schemas = commands.add_parser("schemas", help="the wire contract").add_subparsers(dest="action", required=True)
     export = schemas.add_parser("export", help="write a JSON Schema for every topic into DIR")

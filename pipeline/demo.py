@@ -36,7 +36,7 @@ from pipeline.topics import (
     VICTIM_REPORTS,
     VICTIM_WARNINGS,
 )
-from pipeline.worker_process import start_worker, stop_worker
+from pipeline.worker_process import settings_env, start_worker, stop_worker
 from schemas.fields import minor_unit_exponent
 
 DEMO_SLAS = {
@@ -238,7 +238,7 @@ def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]
     return start_worker(
         settings.data_dir,
         settings.data_dir / "demo-worker.log",
-        {**slas, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+        {**slas, **settings_env(settings, bootstrap)},
         metrics_port=settings.metrics_port,
     )
 

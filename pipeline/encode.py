@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -31,11 +31,12 @@ from schemas.actions import TrailStep as WireTrailStep
 from schemas.decode import Rejection
 from schemas.events import AccountRef
 from schemas.fields import format_minor_units, to_minor_units
-from schemas.signing import SigningKeys, sign
+from schemas.signing import Signer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 STEP_REPORT_IDS = 10  # report ids listed per trail step: the lowest
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +112,11 @@ def _step(step: TrailStep) -> WireTrailStep:
     )
 
 
-def signed_json(model: type[BaseModel], payload: dict[str, Any], keys: SigningKeys, addressee: str) -> bytes:
-    """Validate against the contract, then sign exactly the JSON the consumer will parse."""
-    wire = model.model_validate({**payload, "signature": ""}).model_dump(mode="json")
+def signed_json(model: type[BaseModel], payload: dict[str, Any], signer: Signer, addressee: str) -> bytes:
+    """Validate against the contract, then sign exactly the JSON the consumer will parse, ``kid`` included."""
+    wire = model.model_validate({**payload, "kid": signer.kid_for(addressee), "signature": ""}).model_dump(mode="json")
     del wire["signature"]
-    wire["signature"] = sign(wire, keys.for_addressee(addressee))
+    wire["signature"] = signer.signature(wire, addressee)
     return orjson.dumps(wire)
 
 
@@ -154,7 +155,7 @@ def freeze_action_payload(order: FreezeOrder, limits: ActionLimits) -> dict[str,
 
 
 def encode_freeze_action(
-    order: FreezeOrder, keys: SigningKeys, limits: ActionLimits, view: Callable[[dict[str, Any]], dict[str, Any]] = dict
+    order: FreezeOrder, signer: Signer, limits: ActionLimits, view: Callable[[dict[str, Any]], dict[str, Any]] = dict
 ) -> tuple[bytes, bytes]:
     """(key, value): keyed by target so every version of an order lands on one partition, in order.
 
@@ -163,7 +164,7 @@ def encode_freeze_action(
     carries its own signature.
     """
     value = fitted(
-        lambda bounds: signed_json(FreezeAction, view(freeze_action_payload(order, bounds)), keys, order.addressee),
+        lambda bounds: signed_json(FreezeAction, view(freeze_action_payload(order, bounds)), signer, order.addressee),
         limits,
         f"freeze action {order.action_id} version {order.version}",
     )
@@ -176,7 +177,7 @@ def restore_freeze_order(raw: bytes) -> FreezeOrder:
     The fingerprint is exact: it holds the evidence digest, not the lists. From a bounded action the
     lists are only the listed part, and ``trail_steps_total`` says how long the full trail is.
     """
-    action = FreezeAction.model_validate_json(raw)
+    action = _read_issued(FreezeAction, raw)
 
     def minor(text: str) -> int:
         return to_minor_units(Decimal(text), action.currency)
@@ -235,9 +236,9 @@ def suspension_action_payload(order: SuspensionOrder, limits: ActionLimits) -> d
     }
 
 
-def encode_suspension_action(order: SuspensionOrder, keys: SigningKeys, limits: ActionLimits) -> tuple[bytes, bytes]:
+def encode_suspension_action(order: SuspensionOrder, signer: Signer, limits: ActionLimits) -> tuple[bytes, bytes]:
     value = fitted(
-        lambda bounds: signed_json(SuspensionAction, suspension_action_payload(order, bounds), keys, order.addressee),
+        lambda bounds: signed_json(SuspensionAction, suspension_action_payload(order, bounds), signer, order.addressee),
         limits,
         f"suspension {order.action_id} version {order.version}",
     )
@@ -250,7 +251,7 @@ def restore_suspension(raw: bytes) -> SuspensionOrder:
     The fingerprint is exact: it holds the evidence digest from the wire, not the lists, which from a
     bounded action are only the listed part.
     """
-    action = SuspensionAction.model_validate_json(raw)
+    action = _read_issued(SuspensionAction, raw)
     return SuspensionOrder(
         action_id=action.action_id,
         version=action.version,
@@ -285,10 +286,10 @@ def victim_warning_payload(order: WarningOrder, limits: ActionLimits) -> dict[st
     }
 
 
-def encode_victim_warning(order: WarningOrder, keys: SigningKeys, limits: ActionLimits) -> tuple[bytes, bytes]:
+def encode_victim_warning(order: WarningOrder, signer: Signer, limits: ActionLimits) -> tuple[bytes, bytes]:
     """Keyed by the warned number; signed for the operator that delivers the warning."""
     value = fitted(
-        lambda bounds: signed_json(VictimWarning, victim_warning_payload(order, bounds), keys, order.operator),
+        lambda bounds: signed_json(VictimWarning, victim_warning_payload(order, bounds), signer, order.operator),
         limits,
         f"warning {order.warning_id} version {order.version}",
     )
@@ -297,7 +298,7 @@ def encode_victim_warning(order: WarningOrder, keys: SigningKeys, limits: Action
 
 def restore_warning(raw: bytes) -> WarningOrder:
     """The order behind a warning already on the topic; as for suspensions, the digest pins the full list."""
-    warning = VictimWarning.model_validate_json(raw)
+    warning = _read_issued(VictimWarning, raw)
     return WarningOrder(
         warning_id=warning.warning_id,
         version=warning.version,
@@ -310,6 +311,11 @@ def restore_warning(raw: bytes) -> WarningOrder:
         evidence_digest=warning.evidence_digest,
         status=warning.status,
     )
+
+
+def _read_issued(model: type[M], raw: bytes) -> M:
+    """An action or warning read back from its topic; those issued before signatures named their key have no kid."""
+    return model.model_validate({"kid": "", **orjson.loads(raw)})
 
 
 def _iso(ms: int) -> str:

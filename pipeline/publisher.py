@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from pipeline.broker import create_topics
 from pipeline.encode import encode_dead_letter, encode_freeze_action, encode_suspension_action, encode_victim_warning
 from pipeline.interception import BatchResult
+from pipeline.keys import load_signer
 from pipeline.partners import addressee_freeze_view, dead_letter_copies
 from pipeline.settings import Settings
 from pipeline.topics import (
@@ -43,7 +44,7 @@ class Publisher:
         self.settings = settings
         self.bootstrap = bootstrap
         self.producer = producer
-        self._keys = settings.signing
+        self._signer = load_signer(settings)
         self._limits = settings.action_limits
         self._pseudonyms = settings.pseudonyms
         self._routed: set[str] = set()
@@ -63,15 +64,15 @@ class Publisher:
                 sends.append((routed, *encode_dead_letter(*at, payload, rejection, now_ms, limits, partner)))
         for action in result.actions:
             if isinstance(action, FreezeOrder):
-                spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._keys, self._limits)
-                _, copy = encode_freeze_action(action, self._keys, self._limits, self._addressee_view)
+                spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._signer, self._limits)
+                _, copy = encode_freeze_action(action, self._signer, self._limits, self._addressee_view)
             else:
-                spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._keys, self._limits)
+                spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._signer, self._limits)
                 copy = value  # nothing in a suspension belongs to another partner (README, *Who sees what*)
             routed = await self._ensure_routed(addressee_spec(spec, action.addressee))
             sends += [(self.settings.topic(spec), key, value), (routed, key, copy)]
         for warning in result.warnings:
-            key, value = encode_victim_warning(warning, self._keys, self._limits)
+            key, value = encode_victim_warning(warning, self._signer, self._limits)
             routed = await self._ensure_routed(addressee_spec(VICTIM_WARNINGS, warning.operator))
             sends += [(self.settings.topic(VICTIM_WARNINGS), key, value), (routed, key, value)]
         for attempt in range(1, SEND_ATTEMPTS + 1):

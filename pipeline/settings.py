@@ -17,6 +17,10 @@ from processors.money_trail import TraceSettings
 from processors.telecom import TelecomSettings
 from schemas.signing import SigningKeys
 
+# Public development keys: a worker refuses them unless insecure_dev_keys (pipeline/keys.py).
+DEVELOPMENT_HMAC_KEY = "interceptor-development-key"
+DEVELOPMENT_PSEUDONYM_KEY = "interceptor-development-pseudonym-key"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INTERCEPTOR_", frozen=True, extra="forbid")
@@ -63,15 +67,30 @@ class Settings(BaseSettings):
     telecom_window_back: timedelta = Field(default=timedelta(days=30), description="telecom events before a report")
     telecom_window_forward: timedelta = Field(default=timedelta(hours=24), description="telecom events after a report")
     default_addressee: str = Field(default="war-room", description="who acts when the operator or platform is unknown")
+    signing_algorithm: Literal["ed25519", "hmac"] = Field(
+        default="ed25519",
+        description="ed25519: one war-room key anyone can verify with the public JWKS; hmac: shared keys per addressee",
+    )
+    signing_key_dir: Path | None = Field(
+        default=None, description="ed25519: the directory `interceptor keys DIR` made (jwks.json, current, <kid>.pem)"
+    )
     signing_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description='per-addressee HMAC keys, JSON: {"KBANK": "…", "AIS": "…"}'
+        default_factory=dict, description='hmac: per-addressee keys, JSON: {"KBANK": "…", "AIS": "…"}'
     )
     default_signing_key: SecretStr = Field(
-        default=SecretStr("interceptor-development-key"),
-        description="for addressees without their own key; set a real one outside development",
+        default=SecretStr(DEVELOPMENT_HMAC_KEY),
+        description="hmac: for addressees without their own key; set a real one outside development",
+    )
+    insecure_dev_keys: bool = Field(
+        default=False,
+        description="let a worker use the public development keys (demo, bench, simulate and tests only)",
+    )
+    institution_keys_file: Path | None = Field(
+        default=None,
+        description='institutions\' public keys for signed acks, JSON: {"KBANK": {"keys": [<Ed25519 JWK>, …]}, …}',
     )
     pseudonym_key: SecretStr = Field(
-        default=SecretStr("interceptor-development-pseudonym-key"),
+        default=SecretStr(DEVELOPMENT_PSEUDONYM_KEY),
         description="the war room's key for pseudonymising other institutions' account numbers in partners' "
         "copies; set a real one outside development, and keep it from partners",
     )

@@ -42,6 +42,7 @@ from pipeline.assignment import SingleActiveAssignor
 from pipeline.changelog import catch_up, log_changes
 from pipeline.encode import restore_freeze_order, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception, IssuedAction
+from pipeline.keys import require_real_keys
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
 from pipeline.recovery import Records, high_water, partitions_of, read_partitions
@@ -91,6 +92,7 @@ class InterceptionWorker(mode.Service):
     """Owns the consumer, the producer and the interception state of one worker process."""
 
     def __init__(self, settings: Settings, bootstrap: str, metrics: Metrics, **kwargs: Any) -> None:
+        require_real_keys(settings)  # before anything connects: a worker signing with a public key is refused
         super().__init__(**kwargs)
         self.settings = settings
         self.bootstrap = bootstrap

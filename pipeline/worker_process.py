@@ -27,6 +27,15 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
     }
     if settings.group_instance_id is not None:
         env["INTERCEPTOR_GROUP_INSTANCE_ID"] = settings.group_instance_id
+    env["INTERCEPTOR_SIGNING_ALGORITHM"] = settings.signing_algorithm
+    env["INTERCEPTOR_INSECURE_DEV_KEYS"] = str(settings.insecure_dev_keys).lower()
+    env["INTERCEPTOR_PSEUDONYM_KEY"] = settings.pseudonym_key.get_secret_value()
+    for name, path in (
+        ("INTERCEPTOR_SIGNING_KEY_DIR", settings.signing_key_dir),
+        ("INTERCEPTOR_INSTITUTION_KEYS_FILE", settings.institution_keys_file),
+    ):
+        if path is not None:
+            env[name] = str(path)
     return env
 
 

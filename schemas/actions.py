@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,21 @@ from schemas.events import AccountRef
 
 # Lists of ids are bounded so that a fan-in of thousands of victims still fits in one message.
 BOUNDED_IDS = "bounded: the first max_listed_ids (default 1000), fewer if the message would exceed max_action_bytes"
+# Every action and warning is signed the same way (schemas/signing.py).
+KeyId = Annotated[
+    str,
+    Field(
+        description="the key that signed: the war room's key's RFC 7638 thumbprint, as listed in its JWKS "
+        "(with signing_algorithm hmac: the addressee's name, or default)"
+    ),
+]
+Signature = Annotated[
+    str,
+    Field(
+        description="ed25519=<base64url> over the canonical encoding (everything but signature, kid included); "
+        "hmac-sha256=<hex> with signing_algorithm hmac"
+    ),
+]
 
 
 OTHERS_PSEUDONYMISED = (
@@ -76,7 +91,8 @@ class FreezeAction(OutputModel):
     report_received_at: datetime = Field(description="when the first report behind this action reached us")
     hold_expires_at: datetime = Field(description="holds are time-limited; renew with new evidence")
     escalation: int = Field(ge=0, description="times this order missed its SLA and was re-issued")
-    signature: str = Field(description="hmac-sha256=<hex> over the canonical encoding, keyed per addressee")
+    kid: KeyId
+    signature: Signature
 
 
 class DeadLetter(OutputModel):
@@ -123,7 +139,8 @@ class SuspensionAction(OutputModel):
     issued_at: datetime
     report_received_at: datetime
     escalation: int = Field(ge=0, description="times this order missed its SLA and was re-issued")
-    signature: str
+    kid: KeyId
+    signature: Signature
 
 
 class VictimWarning(OutputModel):
@@ -142,4 +159,5 @@ class VictimWarning(OutputModel):
         description="sha256:<hex> over every report id, listed or not; it changes whenever the list does"
     )
     issued_at: datetime
-    signature: str = Field(description="hmac-sha256=<hex>, keyed for the operator that delivers the warning")
+    kid: KeyId
+    signature: Signature

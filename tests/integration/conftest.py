@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from pipeline.broker import EmbeddedBroker, create_topics
+from pipeline.keys import generate_key
 from pipeline.settings import Settings
 from pipeline.topics import TOPICS
 
@@ -43,8 +45,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
 
 
+@pytest.fixture(scope="session")
+def signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real war-room key, as `interceptor keys` makes it: workers under test sign as in production."""
+    directory = tmp_path_factory.mktemp("keys")
+    generate_key(directory)
+    return directory
+
+
 @pytest.fixture
-async def settings(kafka_bootstrap: str, tmp_path: os.PathLike[str]) -> AsyncIterator[Settings]:
+async def settings(kafka_bootstrap: str, tmp_path: Path, signing_key_dir: Path) -> AsyncIterator[Settings]:
     """Settings for one test: its own topics and consumer group on the session's broker."""
     tag = uuid.uuid4().hex[:10]
     configured = Settings(
@@ -53,6 +63,8 @@ async def settings(kafka_bootstrap: str, tmp_path: os.PathLike[str]) -> AsyncIte
         consumer_group=f"g{tag}",
         data_dir=tmp_path,
         housekeeping_interval_s=1.0,
+        signing_key_dir=signing_key_dir,
+        pseudonym_key="integration-test-pseudonym-key",
     )
     await create_topics(kafka_bootstrap, TOPICS, configured.topic_prefix)
     yield configured

@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,6 +49,15 @@ def now() -> datetime:
 
 
 HOUR = timedelta(hours=1)
+
+
+def signed_by_war_room(message: Message | bytes, key_dir: Path) -> bool:
+    """As an institution verifies: the war room's published ``jwks.json`` and the message's canonical JSON."""
+    from schemas.signing import public_keys_from_jwks, verify_ed25519
+
+    jwks = orjson.loads((key_dir / "jwks.json").read_bytes())
+    raw = message if isinstance(message, bytes) else orjson.dumps(message)
+    return verify_ed25519(raw, public_keys_from_jwks(jwks, "jwks.json"))
 
 
 async def produce(bootstrap: str, messages: Iterable[tuple[str, Message | bytes]]) -> int:

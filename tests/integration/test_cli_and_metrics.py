@@ -33,7 +33,7 @@ def interceptor(
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["broker"], ["topics", "create"], ["worker"], ["demo"], ["schemas", "export"], ["bench"]]
+    "command", [[], ["broker"], ["topics", "create"], ["worker"], ["keys"], ["demo"], ["schemas", "export"], ["bench"]]
 )
 def test_every_command_explains_itself(command: list[str]) -> None:
     result = interceptor(*command, "--help")
@@ -41,7 +41,7 @@ def test_every_command_explains_itself(command: list[str]) -> None:
 
 
 def test_worker_without_a_broker_says_how_to_give_one() -> None:
-    result = interceptor("worker", env={"KAFKA_BOOTSTRAP_SERVERS": ""})
+    result = interceptor("worker", "--insecure-dev-keys", env={"KAFKA_BOOTSTRAP_SERVERS": ""})
     assert result.returncode == 2
     assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr and "Traceback" not in result.stderr
 

@@ -110,6 +110,7 @@ async def test_same_inputs_in_another_order_give_the_same_actions(kafka_bootstra
             bootstrap_servers=kafka_bootstrap,
             topic_prefix=f"order{seed}-{tmp_path.name}.",
             consumer_group=f"order{seed}-{tmp_path.name}",
+            insecure_dev_keys=True,
         )
         await create_topics(kafka_bootstrap, TOPICS, settings.topic_prefix)
         bank, reports, actions_topic, _ = _topics(settings)

@@ -13,12 +13,23 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from kafka_client import HOUR, account, iso, now, produce, read_all, read_raw, report, transaction, wait_consumed
+from kafka_client import (
+    HOUR,
+    account,
+    iso,
+    now,
+    produce,
+    read_all,
+    read_raw,
+    report,
+    signed_by_war_room,
+    transaction,
+    wait_consumed,
+)
 
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.worker import InterceptionWorker
-from schemas.signing import verify
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +43,11 @@ ACCOUNTS = {
 SCAMMER, WARN_AT_AIS, WARN_AT_TRUE, FRIEND = "+66811111111", "+66822222222", "+66833333333", "+66844444444"
 VICTIM_IDS = ("victim-of-R-1", "victim-of-R-2", "victim-id-in-a-bad-report")
 HOLDER = "Somchai Holder-Name"
-KEYS = {"KBANK": "kbank-key", "SCB": "scb-key", "AIS": "ais-key", "TRUE": "true-key"}
 
 
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[InterceptionWorker]:
-    configured = settings.with_overrides(signing_keys=KEYS, pseudonym_key="war-room-pseudonym-key")
+    configured = settings.with_overrides(pseudonym_key="war-room-pseudonym-key")
     running = InterceptionWorker(configured, configured.bootstrap_servers or "", Metrics("g"))
     await running.start()
     await asyncio.wait_for(running.ready.wait(), timeout=30)
@@ -111,9 +121,9 @@ async def test_a_partner_reading_only_its_own_topics_sees_nothing_of_another_par
     kbank, scb, ais, true = seen["kbank"], seen["scb"], seen["ais"], seen["true"]
     freezes = {a["target"]["account"]: a for a in map(orjson.loads, kbank["freeze-actions"] + scb["freeze-actions"])}
     assert set(freezes) == {KBANK_MULE, SCB_MULE, SCB_MULE_2}
+    assert settings.signing_key_dir is not None
     for raw in kbank["freeze-actions"] + scb["freeze-actions"]:
-        addressee = orjson.loads(raw)["addressee"]
-        assert verify(raw, KEYS[addressee].encode()), "a copy verifies with its addressee's key, as published"
+        assert signed_by_war_room(raw, settings.signing_key_dir), "a copy verifies with the published key, as sent"
     [step] = freezes[KBANK_MULE]["trail"]
     assert step["from_account"]["institution"] == "SCB" and step["from_account"]["account"].startswith("pseud:")
     assert step["to_account"]["account"] == KBANK_MULE, "an institution's own account stays in clear"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,6 +16,7 @@ from kafka_client import (
     produce,
     read_all,
     report,
+    signed_by_war_room,
     transaction,
     wait_consumed,
 )
@@ -30,15 +28,11 @@ from pipeline.worker import InterceptionWorker
 pytestmark = pytest.mark.integration
 
 SCAMMER, BURNER, TARGETED, LONG_AGO = "+66811111111", "+66822222222", "+66833333333", "+66844444444"
-KEYS = {"AIS": "ais-secret", "SCB": "scb-secret"}
 
 
-def verify(action: dict, key: str) -> bool:
-    """The README's few lines, as an institution would run them."""
-    body = dict(action)
-    claimed = body.pop("signature", "")
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hmac.compare_digest(claimed, "hmac-sha256=" + hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest())
+def verify(action: dict, settings: Settings) -> bool:
+    assert settings.signing_key_dir is not None
+    return signed_by_war_room(action, settings.signing_key_dir)
 
 
 def telecom(event_id: str, kind: str, msisdn: str, at, **extra) -> dict:
@@ -48,9 +42,7 @@ def telecom(event_id: str, kind: str, msisdn: str, at, **extra) -> dict:
 
 @pytest.fixture
 async def settings_with_keys(kafka_bootstrap: str, settings: Settings) -> Settings:
-    return settings.with_overrides(
-        signing_keys=KEYS, sla_critical="PT1S", sla_high="PT1S", escalation_check_interval_s=0.2
-    )
+    return settings.with_overrides(sla_critical="PT1S", sla_high="PT1S", escalation_check_interval_s=0.2)
 
 
 @pytest.fixture
@@ -106,8 +98,7 @@ async def test_reports_and_telecom_events_become_signed_routed_suspensions_taked
     assert direct["priority"] > linked["priority"]
     assert any("identity document" in reason for reason in linked["reasons"])
     assert by_target[("url", "https://www.facebook.com/fake-invest-th")]["addressee"] == "meta"
-    assert verify(direct, KEYS["AIS"]) and not verify({**direct, "priority": 1}, KEYS["AIS"])
-    assert not verify(direct, KEYS["SCB"])
+    assert verify(direct, settings) and not verify({**direct, "priority": 1}, settings)
 
     routed = await read_all(bootstrap, p + "suspension-actions.ais")
     assert {a["addressee"] for a in routed} == {"AIS"} and SCAMMER in {a["target"] for a in routed}
@@ -116,12 +107,12 @@ async def test_reports_and_telecom_events_become_signed_routed_suspensions_taked
     assert TARGETED in warnings and warnings[TARGETED]["scammer_msisdn"] == SCAMMER
     assert LONG_AGO not in warnings, "a call outside the telecom window warns nobody"
     assert not {SCAMMER, BURNER} & warnings.keys(), "suspects are not warned"
-    assert verify(warnings[TARGETED], "development-key-unused") is False
-    assert verify(warnings[TARGETED], settings.default_signing_key.get_secret_value())
+    assert verify(warnings[TARGETED], settings)
+    assert not verify({**warnings[TARGETED], "msisdn": LONG_AGO}, settings)
 
     freezes = latest_versions(await read_all(bootstrap, p + "freeze-actions"))
     by_account = {a["target"]["account"]: a for a in freezes.values()}
-    assert by_account["mule-9"]["hold_amount"] == "40000.00" and verify(by_account["mule-9"], KEYS["SCB"])
+    assert by_account["mule-9"]["hold_amount"] == "40000.00" and verify(by_account["mule-9"], settings)
     assert by_account["0811111111"]["hold_amount"] == "0.00", "a payment proxy is flagged, not held"
     assert by_account["0811111111"]["priority"] < by_account["mule-9"]["priority"]
     assert {a["addressee"] for a in await read_all(bootstrap, p + "freeze-actions.scb")} == {"SCB"}

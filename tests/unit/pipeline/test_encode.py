@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline.encode import (
     encode_dead_letter,
@@ -29,7 +30,7 @@ from processors.records import AccountKey
 from processors.telecom import SuspensionOrder, WarningOrder, suspension_digest, warning_digest
 from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
 from schemas.decode import Rejection
-from schemas.signing import SigningKeys, verify
+from schemas.signing import Ed25519Signer, HmacSigner, SigningKeys, verify_ed25519, verify_hmac
 
 ACCOUNT = {"institution": "KBANK", "account": "1"}
 LIMITS = Settings().action_limits
@@ -55,14 +56,15 @@ def _orders():
     return Interception(Settings()).process(records, now_ms=1_795_500_000_000).orders
 
 
-KEYS = SigningKeys(keys={"SCB": b"scb-key"}, default=b"default-key")
+SIGNER = Ed25519Signer(Ed25519PrivateKey.generate())
+PUBLIC_KEYS = {SIGNER.kid: SIGNER.private_key.public_key()}
 
 
 def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() -> None:
     orders = _orders()
     assert len(orders) == 2
     for order in orders:
-        key, value = encode_freeze_action(order, KEYS, LIMITS)
+        key, value = encode_freeze_action(order, SIGNER, LIMITS)
         action = FreezeAction.model_validate_json(value)
         assert key == f"{order.target[0]}:{order.target[1]}:{order.target[2]}".encode()
         restored = restore_freeze_order(value)
@@ -78,20 +80,33 @@ def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() 
         assert (action.report_ids_total, action.txn_ids_total) == (len(order.report_ids), len(order.txn_ids))
 
 
-def test_every_emitted_action_verifies_with_its_addressees_key_only() -> None:
+def test_every_emitted_action_names_the_war_rooms_key_and_verifies_with_it_alone() -> None:
+    another = Ed25519Signer(Ed25519PrivateKey.generate())
     for order in _orders():
-        _, value = encode_freeze_action(order, KEYS, LIMITS)
-        own_key = KEYS.for_addressee(order.addressee)
-        assert verify(value, own_key)
-        assert not verify(value, b"someone-else")
+        _, value = encode_freeze_action(order, SIGNER, LIMITS)
+        assert orjson.loads(value)["kid"] == SIGNER.kid
+        assert verify_ed25519(value, PUBLIC_KEYS)
+        assert not verify_ed25519(value, {SIGNER.kid: another.private_key.public_key()})
         tampered = orjson.loads(value)
         tampered["hold_amount"] = "999999.00"
-        assert not verify(orjson.dumps(tampered), own_key)
+        assert not verify_ed25519(orjson.dumps(tampered), PUBLIC_KEYS)
+        relabelled = {**orjson.loads(value), "kid": another.kid}  # the kid is signed too
+        assert not verify_ed25519(orjson.dumps(relabelled), {another.kid: SIGNER.private_key.public_key()})
+
+
+def test_with_hmac_chosen_each_action_verifies_with_its_addressees_shared_key_only() -> None:
+    keys = SigningKeys(keys={"SCB": b"scb-key"}, default=b"default-key")
+    for order in _orders():
+        _, value = encode_freeze_action(order, HmacSigner(keys), LIMITS)
+        own_key = keys.for_addressee(order.addressee)
+        assert orjson.loads(value)["kid"] == (order.addressee if order.addressee == "SCB" else "default")
+        assert verify_hmac(value, own_key)
+        assert not verify_hmac(value, b"someone-else")
 
 
 def test_amounts_go_out_as_decimal_strings_in_the_currency_minor_unit() -> None:
     by_account = {
-        o.target[2]: FreezeAction.model_validate_json(encode_freeze_action(o, KEYS, LIMITS)[1]) for o in _orders()
+        o.target[2]: FreezeAction.model_validate_json(encode_freeze_action(o, SIGNER, LIMITS)[1]) for o in _orders()
     }
     assert by_account["m1"].hold_amount == "600.50"
     assert by_account["m1"].tainted_received == "1000.50"
@@ -167,11 +182,11 @@ def fan_in() -> FreezeOrder:
 def test_the_worst_fan_in_fits_in_one_signed_action_listing_the_largest_and_the_latest_steps(
     fan_in: FreezeOrder,
 ) -> None:
-    _, value = encode_freeze_action(fan_in, KEYS, LIMITS)
+    _, value = encode_freeze_action(fan_in, SIGNER, LIMITS)
     action = FreezeAction.model_validate_json(value)
 
     assert len(value) < LIMITS.max_action_bytes < MIB
-    assert verify(value, KEYS.for_addressee(fan_in.addressee))
+    assert verify_ed25519(value, PUBLIC_KEYS)
     totals = (action.trail_steps_total, action.report_ids_total, action.txn_ids_total)
     assert totals == (VICTIMS + 1, VICTIMS, VICTIMS + 1)  # the victims' transfers and the onward one
     assert action.report_ids == list(fan_in.report_ids[: LIMITS.max_listed_ids])
@@ -193,7 +208,7 @@ def test_the_worst_fan_in_fits_in_one_signed_action_listing_the_largest_and_the_
 
 
 def test_a_bounded_action_restores_to_the_fingerprint_recovery_compares(fan_in: FreezeOrder) -> None:
-    _, value = encode_freeze_action(fan_in, KEYS, LIMITS)
+    _, value = encode_freeze_action(fan_in, SIGNER, LIMITS)
     restored = restore_freeze_order(value)
 
     assert restored.fingerprint == fan_in.fingerprint
@@ -205,11 +220,11 @@ def test_a_bounded_action_restores_to_the_fingerprint_recovery_compares(fan_in: 
 
 def test_a_message_over_max_action_bytes_lists_less_until_it_fits(fan_in: FreezeOrder) -> None:
     tight = replace(LIMITS, max_action_bytes=20_000)
-    _, value = encode_freeze_action(fan_in, KEYS, tight)
+    _, value = encode_freeze_action(fan_in, SIGNER, tight)
     action = FreezeAction.model_validate_json(value)
 
     assert len(value) <= tight.max_action_bytes
-    assert verify(value, KEYS.for_addressee(fan_in.addressee))
+    assert verify_ed25519(value, PUBLIC_KEYS)
     assert 0 < len(action.trail) < LIMITS.max_trail_steps
     assert len(action.report_ids) < LIMITS.max_listed_ids
     assert (action.trail_steps_total, action.report_ids_total) == (VICTIMS + 1, VICTIMS)
@@ -218,7 +233,7 @@ def test_a_message_over_max_action_bytes_lists_less_until_it_fits(fan_in: Freeze
 
 def test_a_message_that_cannot_fit_even_with_empty_lists_is_a_programmer_error(fan_in: FreezeOrder) -> None:
     with pytest.raises(MessageTooLargeError, match="max_action_bytes is 500"):
-        encode_freeze_action(fan_in, KEYS, replace(LIMITS, max_action_bytes=500))
+        encode_freeze_action(fan_in, SIGNER, replace(LIMITS, max_action_bytes=500))
 
 
 def _step(txn_id: str, amount: int, at_ms: int) -> TrailStep:
@@ -256,8 +271,8 @@ EVIDENCE = tuple(f"AIS-cdr-20261123-{n:012d}" for n in range(50_000))
 
 def test_suspensions_and_warnings_list_at_most_max_listed_ids_with_totals_and_digest() -> None:
     suspension, warning = _suspension(REPORT_IDS, EVIDENCE), _warning(REPORT_IDS)
-    _, raw_suspension = encode_suspension_action(suspension, KEYS, LIMITS)
-    _, raw_warning = encode_victim_warning(warning, KEYS, LIMITS)
+    _, raw_suspension = encode_suspension_action(suspension, SIGNER, LIMITS)
+    _, raw_warning = encode_victim_warning(warning, SIGNER, LIMITS)
     listed = SuspensionAction.model_validate_json(raw_suspension)
     warned = VictimWarning.model_validate_json(raw_warning)
 
@@ -274,19 +289,19 @@ def test_suspensions_and_warnings_with_cut_lists_restore_to_the_fingerprint_reco
     suspension, warning = _suspension(REPORT_IDS, EVIDENCE), _warning(REPORT_IDS)
     assert min(len(REPORT_IDS), len(EVIDENCE)) > LIMITS.max_listed_ids  # the wire cuts both lists
 
-    restored = restore_suspension(encode_suspension_action(suspension, KEYS, LIMITS)[1])
+    restored = restore_suspension(encode_suspension_action(suspension, SIGNER, LIMITS)[1])
     assert len(restored.report_ids) == len(restored.evidence) == LIMITS.max_listed_ids
     assert restored.fingerprint == suspension.fingerprint
     assert restored.fingerprint != _suspension(REPORT_IDS, EVIDENCE[:-1]).fingerprint  # a change past the cut
-    rewarned = restore_warning(encode_victim_warning(warning, KEYS, LIMITS)[1])
+    rewarned = restore_warning(encode_victim_warning(warning, SIGNER, LIMITS)[1])
     assert len(rewarned.report_ids) == LIMITS.max_listed_ids
     assert rewarned.fingerprint == warning.fingerprint
     assert rewarned.fingerprint != _warning(REPORT_IDS[:-1]).fingerprint
 
     tight = replace(LIMITS, max_action_bytes=20_000)  # the limits are halved until it fits: even less is listed
-    shorter = restore_suspension(encode_suspension_action(suspension, KEYS, tight)[1])
+    shorter = restore_suspension(encode_suspension_action(suspension, SIGNER, tight)[1])
     assert len(shorter.report_ids) < LIMITS.max_listed_ids and shorter.fingerprint == suspension.fingerprint
-    assert restore_warning(encode_victim_warning(warning, KEYS, tight)[1]).fingerprint == warning.fingerprint
+    assert restore_warning(encode_victim_warning(warning, SIGNER, tight)[1]).fingerprint == warning.fingerprint
 
 
 @pytest.mark.parametrize("original", [b'{"note": "' + ("ก" * 400_000).encode() + b'"}', b"\xff" * 700_000])

@@ -26,8 +26,10 @@ from pipeline.settings import Settings
 from pipeline.topics import ACTION_ACKS, TELECOM_EVENTS, VICTIM_REPORTS
 from processors.freeze_orders import FreezeOrder
 from processors.telecom import SuspensionOrder
+from schemas.signing import Ed25519Signer
 
 SETTINGS = Settings()
+DEV_SIGNER = Ed25519Signer.development()
 T = 1_795_500_000_000  # 2026-11-24T06:00:00Z: the first report reaches the broker
 EXPIRES = T + SETTINGS.hold_duration_ms + SETTINGS.expiry_grace_ms  # ... and expires
 DAY_MS = 24 * 3600 * 1000
@@ -81,7 +83,7 @@ def _freeze(actions: Sequence[IssuedAction]) -> FreezeOrder:
 
 
 def _restart(published: Sequence[IssuedAction], committed: Sequence[SimpleNamespace], now_ms: int) -> Interception:
-    keys, limits = SETTINGS.signing, SETTINGS.action_limits
+    keys, limits = DEV_SIGNER, SETTINGS.action_limits
     fresh = Interception(SETTINGS)
     for action in published:  # read back through the wire encoding, as the worker reads its topics
         if isinstance(action, FreezeOrder):

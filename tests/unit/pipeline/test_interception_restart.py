@@ -17,8 +17,10 @@ from pipeline.interception import BatchResult, Interception
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, TELECOM_EVENTS, VICTIM_REPORTS
 from processors.freeze_orders import FreezeOrder
+from schemas.signing import Ed25519Signer
 
 SETTINGS = Settings()
+DEV_SIGNER = Ed25519Signer.development()
 NOW_MS = 1_795_500_000_000
 PHONE = "+66812345678"
 PROXY = {"institution": "KBANK", "account": "0812345678"}  # the phone as a PromptPay-style account number
@@ -50,7 +52,7 @@ def _seen_proxy() -> dict[str, object]:
 def _restart(published: Sequence[FreezeOrder], committed: Sequence[SimpleNamespace]) -> Interception:
     fresh = Interception(SETTINGS)
     for order in published:
-        _, value = encode_freeze_action(order, SETTINGS.signing, SETTINGS.action_limits)
+        _, value = encode_freeze_action(order, DEV_SIGNER, SETTINGS.action_limits)
         fresh.restore(restore_freeze_order(value))
     fresh.ingest(committed, BatchResult())
     fresh.rebuild(NOW_MS)
@@ -118,7 +120,7 @@ def test_a_crash_between_publishing_and_committing_reissues_no_suspension_versio
 
     restarted = Interception(SETTINGS)
     for suspension in published:
-        _, value = encode_suspension_action(suspension, SETTINGS.signing, SETTINGS.action_limits)
+        _, value = encode_suspension_action(suspension, DEV_SIGNER, SETTINGS.action_limits)
         restarted.restore(restore_suspension(value))
     restarted.ingest(committed, BatchResult())
     restarted.rebuild(NOW_MS)

@@ -14,10 +14,11 @@ from pipeline.pseudonyms import Pseudonyms
 from pipeline.settings import Settings
 from pipeline.topics import INPUT_TOPICS
 from schemas.actions import FreezeAction
-from schemas.signing import SigningKeys, verify
+from schemas.signing import Ed25519Signer, verify_ed25519
 
 PSEUDONYMS = Pseudonyms(b"war-room-key")
-KEYS = SigningKeys(keys={"W": b"w-key"}, default=b"default-key")
+SIGNER = Ed25519Signer.development()
+PUBLIC_KEYS = {SIGNER.kid: SIGNER.private_key.public_key()}
 LIMITS = Settings().action_limits
 VICTIM = {"institution": "KBANK", "account": "kb-111", "kind": "bank"}
 MULE = {"institution": "SCB", "account": "scb-222", "kind": "bank"}
@@ -137,8 +138,8 @@ def _wallet_order():
 
 def test_the_addressees_copy_hides_other_institutions_accounts_and_keeps_its_own() -> None:
     order = _wallet_order()
-    _, shared = encode_freeze_action(order, KEYS, LIMITS)
-    _, copy = encode_freeze_action(order, KEYS, LIMITS, lambda a: addressee_freeze_view(a, PSEUDONYMS))
+    _, shared = encode_freeze_action(order, SIGNER, LIMITS)
+    _, copy = encode_freeze_action(order, SIGNER, LIMITS, lambda a: addressee_freeze_view(a, PSEUDONYMS))
     clear, hidden = FreezeAction.model_validate_json(shared), FreezeAction.model_validate_json(copy)
     assert [(s.from_account.account, s.to_account.account) for s in clear.trail] == [("kb-111", "scb-222"),
                                                                                     ("scb-222", "w-333")]  # fmt: skip
@@ -161,10 +162,10 @@ def test_the_addressees_copy_hides_other_institutions_accounts_and_keeps_its_own
 
 def test_the_addressees_copy_is_signed_as_published_and_verifies_on_its_own() -> None:
     order = _wallet_order()
-    _, shared = encode_freeze_action(order, KEYS, LIMITS)
-    _, copy = encode_freeze_action(order, KEYS, LIMITS, lambda a: addressee_freeze_view(a, PSEUDONYMS))
-    assert verify(copy, b"w-key") and verify(shared, b"w-key")
+    _, shared = encode_freeze_action(order, SIGNER, LIMITS)
+    _, copy = encode_freeze_action(order, SIGNER, LIMITS, lambda a: addressee_freeze_view(a, PSEUDONYMS))
+    assert verify_ed25519(copy, PUBLIC_KEYS) and verify_ed25519(shared, PUBLIC_KEYS)
     assert orjson.loads(copy)["signature"] != orjson.loads(shared)["signature"]
     unhidden = orjson.loads(copy)
     unhidden["trail"] = orjson.loads(shared)["trail"]
-    assert not verify(orjson.dumps(unhidden), b"w-key"), "the copy's signature covers the pseudonyms"
+    assert not verify_ed25519(orjson.dumps(unhidden), PUBLIC_KEYS), "the copy's signature covers the pseudonyms"
