@@ -169,12 +169,15 @@ class Ledger:
         self._arrive(target, currency, moving, clean, at_ms)
         return clean + sum(lot.amount for lot in lots)
 
-    def withdraw(self, source: AccountKey, currency: str, amount: int, at_ms: int, *, case: int | None = None) -> int:
-        """Cash taken out of the banking system at an ATM (off the feed); returns what left."""
+    def withdraw(
+        self, source: AccountKey, currency: str, amount: int, at_ms: int, *, case: int | None = None, on_feed: bool
+    ) -> int:
+        """Cash taken out of the banking system at an ATM; returns what left. ``on_feed``: the bank reported it."""
         lots, clean = self._draw((source, currency), amount, at_ms, case)
         for lot in lots:
             self._cash_out(lot, "atm")
-            self._cash.setdefault((source, currency), []).append((at_ms, lot.case))
+            if not on_feed:  # the trace cannot know this money left
+                self._cash.setdefault((source, currency), []).append((at_ms, lot.case))
         moved = clean + sum(lot.amount for lot in lots)
         self.left[currency] = self.left.get(currency, 0) + moved
         return moved

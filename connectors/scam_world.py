@@ -363,9 +363,24 @@ class ScamWorld:
         return [sent[0]] if sent is not None else []
 
     def _withdraw(self, account: AccountKey, amount: int, case: int, at: int) -> list[WireEvent]:
-        if self.ledger.withdraw(account, THB, amount, at, case=case if case >= 0 else None):
+        on_feed = self.scenario.population.withdrawals_on_feed
+        moved = self.ledger.withdraw(account, THB, amount, at, case=case if case >= 0 else None, on_feed=on_feed)
+        if not moved:
+            return []
+        if not on_feed:
             self.stats["atm withdrawals (off the feed)"] += 1
-        return []
+            return []
+        self.stats["atm withdrawals (on the feed)"] += 1
+        self._txns += 1
+        value = {
+            "txn_id": f"{account[1]}-{self._txns:012d}",
+            "from_account": _ref(account),
+            "to_account": {"kind": "cash", "institution": account[1], "account": f"ATM-{self._txns % 997:04d}"},
+            "amount": format_minor_units(moved, THB),
+            "currency": THB,
+            "executed_at": _iso(at),
+        }
+        return [WireEvent(BANK_TRANSACTIONS, orjson.dumps(value), at)]
 
     def _sweep(self, collector: AccountKey, at: int) -> list[WireEvent]:
         gangs, rng = self.scenario.gangs, self._gang_rng

@@ -72,6 +72,10 @@ class Population(Part):
     exchange: str = Field(description="the crypto exchange: gang accounts there hold THB, then USDT")
     people: int = Field(ge=10, description="innocent people, each with one account")
     ewallet_share: Share = Field(description="share of people (and mules) whose account is an e-wallet")
+    withdrawals_on_feed: bool = Field(
+        default=True,
+        description="banks report cash withdrawals (ATM, counter) in their feed, as transfers to a `cash` account",
+    )
     opening_balance_thb: LogNormal
     merchants: int = Field(ge=1)
     merchant_popularity: float = Field(gt=0, description="Zipf exponent: a few merchants take most purchases")
@@ -119,7 +123,8 @@ class Gangs(Part):
     merge_share: Share = Field(description="share of chains that end in the gang's collector")
     collector_sweep_every: Duration = Field(description="a collector cashes out everything it holds this often")
     cash_out: dict[str, float] = Field(
-        description="weight of each way out: atm (off the feed), merchant (goods), exchange (the exchange's own "
+        description="weight of each way out: atm (cash, on the feed if banks report withdrawals), merchant (goods), "
+        "exchange (the exchange's own "
         "bank account: crypto bought), crypto (the gang's own exchange account: THB, then USDT, then on-chain)"
     )
     cash_out_delay: DelayDistribution = Field(description="from the last hop to the cash-out")

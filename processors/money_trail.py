@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 
-from processors.records import AccountKey, Report, Transfer, account_label
+from processors.records import CASH, AccountKey, Report, Transfer, account_label
 from processors.transfer_store import AccountTransfers, FeedStore, MemoryStores, Record, TransferStores
 
 Holding = tuple[AccountKey, str]  # where a traced amount sits: (account, currency)
@@ -434,6 +434,8 @@ class AccountTrail:
             taken = sum(lot[0] for lot in drawn)
             if taken:
                 allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
+            if target[0] == CASH:
+                continue  # withdrawn: the money it drew has left the banking system
             named = named_by.get(txn_id)
             if named is not None:
                 step: Step = (txn_id, 0, account, target, at_ms, currency, amount)
@@ -468,7 +470,7 @@ class AccountTrail:
             if not low <= record[0] <= high or record[6]:
                 continue  # victims paying a collection account do not make it a hub
             other = record[2] if record[1] == account else record[1]
-            if other != account:
+            if other != account and other[0] != CASH:
                 parties.add(other)
                 if len(parties) >= settings.hub_counterparties:
                     return hub_reason(False, settings.hub_counterparties)

@@ -11,6 +11,8 @@ from decimal import Decimal
 
 # (kind, institution, account): a tuple hashes fast and interns well.
 AccountKey = tuple[str, str, str]
+# The kind of a cash withdrawal's "account" (an ATM or a counter): money sent there has left the banking system.
+CASH = "cash"
 
 
 @dataclass(frozen=True, slots=True)

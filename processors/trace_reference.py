@@ -39,7 +39,11 @@ The rules, as an investigator can check them:
    the hub holds all tainted money it received (as the liable institution), and
    its customers are left alone. FIFO through an omnibus account would hand the
    taint to unrelated customers.
-8. **Holdings.** Per account and currency: ``received`` is the tainted money that
+8. **Cash leaves.** A transfer to a ``cash`` account (an ATM or counter
+   withdrawal the bank reports) draws from its source like any outflow (rule 5),
+   but the money has left the banking system: nothing arrives, nothing is held,
+   and the trail ends there. Withdrawal points are not counterparties (rule 7).
+9. **Holdings.** Per account and currency: ``received`` is the tainted money that
    arrived (money that came back round a loop counts each time it arrived),
    ``moved_on`` what its outflows drew, the hold ``received - moved_on``; its
    reports are every report whose money arrived; its trail is every transfer on the
@@ -53,7 +57,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from processors.money_trail import UNREACHED, Holding, HoldingTrace, TraceSettings, TrailStep, hub_reason
-from processors.records import AccountKey, Report, Transfer
+from processors.records import CASH, AccountKey, Report, Transfer
 
 _Path = tuple[tuple[str, int], ...]  # the (txn_id, hop) of every transfer the money took
 
@@ -103,11 +107,14 @@ def trace_reference(
                     t.target if t.source == account else t.source
                     for t in ordered
                     if account in (t.source, t.target) and low <= t.at_ms <= high and t.txn_id not in named
-                }
+                } - cash_points
                 big = len(parties) >= settings.hub_counterparties
                 hubs[account] = hub_reason(False, settings.hub_counterparties) if big else None
         return hubs[account]
 
+    cash_points = {t.target for t in ordered if t.target[0] == CASH} | {
+        t.source for t in ordered if t.source[0] == CASH
+    }
     window = settings.trace_window_ms
     for transfer in ordered:
         source, target, currency = transfer.source, transfer.target, transfer.currency
@@ -128,6 +135,8 @@ def trace_reference(
             taken_total = transfer.amount - left
             if taken_total:
                 moved_on[(source, currency)] = moved_on.get((source, currency), 0) + taken_total
+        if target[0] == CASH:
+            continue  # rule 8: what it drew has left
         # Rules 4 and 6: what arrives at the target, and at which hop.
         reporters = frozenset(named.get(transfer.txn_id, ()))
         if reporters:
@@ -148,7 +157,7 @@ def trace_reference(
             lots.setdefault(target, []).append(_Lot(amount, transfer.at_ms, currency, lot_reports, full_path))
             arrived.setdefault((target, currency), []).append((transfer.at_ms, amount, lot_reports, full_path))
 
-    # Rule 8.
+    # Rule 9.
     holdings: dict[Holding, HoldingTrace] = {}
     for (account, currency), arrivals in arrived.items():
         steps: dict[tuple[str, int], tuple[int, set[str]]] = {}

@@ -47,7 +47,7 @@ class WireModel(BaseModel):
 class AccountRef(WireModel):
     institution: Identifier
     account: Identifier
-    kind: Literal["bank", "ewallet", "crypto"] = "bank"
+    kind: Literal["bank", "ewallet", "crypto", "cash"] = "bank"
 
 
 class MoneyModel(WireModel):

@@ -16,7 +16,7 @@ Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 class AccountRefStruct(msgspec.Struct, frozen=True):
     institution: Identifier
     account: Identifier
-    kind: Literal["bank", "ewallet", "crypto"] = "bank"
+    kind: Literal["bank", "ewallet", "crypto", "cash"] = "bank"
 
 
 class BankTransactionStruct(msgspec.Struct, frozen=True):

@@ -122,9 +122,21 @@ def test_a_gang_account_pays_the_case_it_is_passing_on_first() -> None:
     assert ledger.stolen_at((next_mule, THB), 1, 30) == (2_000, 2_000)
     assert ledger.stolen_at((next_mule, THB), 0, 30) == (500, 500)  # then the oldest other
     assert ledger.stolen_at((mule, THB), 0, 25) == (3_000, 3_000)
-    assert ledger.withdraw(mule, THB, 99_999, 40) == 3_000  # the rest of case 0 and the mule's own 500
+    assert ledger.withdraw(mule, THB, 99_999, 40, on_feed=False) == 3_000  # the rest of case 0 and the mule's 500
     assert ledger.cashed_out[0] == {"atm": 2_500} and ledger.left[THB] == 3_000
     assert ledger.cash_withdrawn((mule, THB), 41, {0}) and not ledger.cash_withdrawn((mule, THB), 40, {0})
+
+
+def test_a_withdrawal_the_bank_reports_is_on_the_feed_and_the_trace_can_know_it() -> None:
+    ledger = Ledger()
+    victim, mule = ("bank", "KBNK", "victim"), ("bank", "SCBK", "mule")
+    ledger.open(victim, "person", THB, 10_000, 0)
+    ledger.open(mule, "mule", THB, 0, 0)
+    ledger.transfer("p0", victim, mule, THB, 3_000, 10, theft_case=0)
+
+    assert ledger.withdraw(mule, THB, 1_000, 20, on_feed=True) == 1_000
+    assert ledger.cashed_out[0] == {"atm": 1_000}
+    assert not ledger.cash_withdrawn((mule, THB), 21, {0})  # not a loss the trace could not see
 
 
 def test_a_timeline_answers_for_any_moment() -> None:
@@ -134,3 +146,27 @@ def test_a_timeline_answers_for_any_moment() -> None:
 
     assert [timeline.at(t) for t in (0, 10, 19, 20, 29, 30, 99)] == [0, 5, 5, 7, 7, 2, 2]
     assert timeline.lowest(10, 29) == 5 and timeline.lowest(15, 30) == 2 and timeline.highest(0, 25) == 7
+
+
+def test_withdrawals_the_banks_report_are_on_the_feed_as_transfers_to_cash(
+    world: tuple[ScamWorld, list[WireEvent]],
+) -> None:
+    scam_world, events = world
+    withdrawals = [
+        decoded
+        for e in events
+        if e.topic.name == BANK_TRANSACTIONS.name
+        and (decoded := decode_bank_transaction(e.value, MAX_BYTES))
+        and not isinstance(decoded, Rejection)
+        and decoded.target[0] == "cash"
+    ]
+    assert len(withdrawals) == scam_world.stats["atm withdrawals (on the feed)"] > 0
+    assert all(w.target[1] == w.source[1] for w in withdrawals)  # paid out by the account's own institution
+
+    hidden = small_town()
+    hidden = hidden.model_copy(
+        update={"population": hidden.population.model_copy(update={"withdrawals_on_feed": False})}
+    )
+    off_feed = ScamWorld(hidden)
+    assert not any(b'"cash"' in e.value for e in off_feed.events())
+    assert off_feed.stats["atm withdrawals (off the feed)"] > 0

@@ -658,3 +658,29 @@ def test_eviction_keeps_the_evidence_of_accounts_already_traced() -> None:
     # Without a-b, b would be released and a's hold would jump back to 1,000.
     assert changed == {}
     assert reached(trail.holdings()) == {"a": (1_000, 1_000, 0), "b": (1_000, 0, 1)}
+
+
+def test_a_withdrawal_takes_the_oldest_tainted_money_out_of_the_system_and_holds_nothing() -> None:
+    paid = transfer("pay", "victim", "mule", 100, 0)
+    atm = ("cash", "KBANK", "ATM-0042")
+    withdrawn = Transfer("atm-1", account("mule"), atm, 60, "THB", 100)
+    onward = transfer("on", "mule", "mule-2", 50, 200)
+
+    traces = trail_of(report("R1", paid), withdrawn, onward).retrace()
+
+    # The withdrawal drew 60 first (FIFO), so only 40 of the 50 sent on was tainted; nothing is held at the ATM.
+    assert reached(traces) == {"mule": (100, 100, 0), "mule-2": (40, 0, 1)}
+    assert all(holding[0] != atm for holding in traces)
+
+
+def test_withdrawal_points_do_not_make_a_mule_a_hub() -> None:
+    settings = replace(SETTINGS, hub_counterparties=3)
+    paid = transfer("pay", "victim", "mule", 100, 0)
+    withdrawals = [Transfer(f"atm-{n}", account("mule"), ("cash", "KBANK", f"ATM-{n}"), 10, "THB", 10 + n)
+                   for n in range(5)]  # fmt: skip
+    onward = transfer("on", "mule", "mule-2", 50, 200)
+
+    traces = trail_of(report("R1", paid), *withdrawals, onward, settings=settings).retrace()
+
+    assert reached(traces) == {"mule": (100, 100, 0), "mule-2": (50, 0, 1)}
+    assert traces[(account("mule"), "THB")].hub_reason is None  # type: ignore[union-attr]

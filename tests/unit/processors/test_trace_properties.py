@@ -75,7 +75,8 @@ class Record:
 amounts = st.integers(min_value=1, max_value=100).map(lambda n: n * 100)  # whole units: exact as JSON
 # Event times in whole seconds over one minute, so ties happen.
 times = st.integers(min_value=0, max_value=60_000).map(lambda ms: EPOCH_MS + ms - ms % 1000)
-accounts = st.sampled_from([*MULES, *VICTIMS[:1], HUB, ("bank", "LISTEDHUB", "x")])
+ATM: AccountKey = ("cash", "KBANK", "ATM-0042")  # withdrawals (and deposits) the bank reports
+accounts = st.sampled_from([*MULES, *VICTIMS[:1], HUB, ("bank", "LISTEDHUB", "x"), ATM])
 
 
 @st.composite
@@ -452,7 +453,8 @@ def _bounce_scenario() -> Scenario:
 def test_the_generators_produce_the_awkward_cases_they_claim() -> None:
     """Guard against a generator that quietly tests only the easy world."""
     seen: dict[str, bool] = dict.fromkeys(
-        ["self_transfer", "victim_is_mule", "shared_txn", "correction", "feed_disagrees", "hub"], False
+        ["self_transfer", "victim_is_mule", "shared_txn", "correction", "feed_disagrees", "hub", "tainted_withdrawal"],
+        False,
     )
 
     @settings(max_examples=300, deadline=None, database=None)
@@ -467,6 +469,10 @@ def test_the_generators_produce_the_awkward_cases_they_claim() -> None:
         seen["feed_disagrees"] |= any(t.txn_id in named and named[t.txn_id].at_ms != t.at_ms for t in scenario.feed)
         traced = trace_reference(scenario.final_reports, scenario.feed, TRACE)
         seen["hub"] |= any(t.hub_reason for t in traced.values())
+        seen["tainted_withdrawal"] |= any(
+            t.target == ATM and (t.source, t.currency) in traced and traced[(t.source, t.currency)].moved_on
+            for t in scenario.feed
+        )
 
     look()
     assert all(seen.values()), seen

@@ -201,7 +201,7 @@ BAD_REPORTS = {
     "transfer zero amount": (victim_report(reported_transfer(amount=0)), "transfers.0.amount"),
     "transfer account a plain string": (victim_report(reported_transfer(to_account="SCB")), "transfers.0.to_account"),
     "transfer unknown account kind": (
-        victim_report(reported_transfer(from_account={**KBANK, "kind": "cash"})),
+        victim_report(reported_transfer(from_account={**KBANK, "kind": "cheque"})),
         "transfers.0.from_account.kind",
     ),
     "transfer txn_id a number": (victim_report(reported_transfer(txn_id=7)), "transfers.0.txn_id"),
