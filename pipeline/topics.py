@@ -7,12 +7,12 @@ operator reads only its own, and the broker's ACLs can enforce that (README, *Wh
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel
 
+from processors.records import partner_id as partner_suffix  # one spelling of partner names, shared with processors
 from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
 from schemas.events import ActionAck, BankTransaction, TelecomEvent, VictimReport
 
@@ -174,15 +174,6 @@ INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
 def wire_models() -> dict[str, type[BaseModel]]:
     """The partner-facing topics and their contract (internal topics have none)."""
     return {t.name: t.model for t in TOPICS if t.model is not None}
-
-
-def partner_suffix(name: str) -> str | None:
-    """A partner's topic suffix: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``.
-
-    None when nothing is left (``"../"``). Names that differ only in case or punctuation share a
-    suffix, so they are one partner: they read one topic.
-    """
-    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:100] or None
 
 
 def addressee_topic(spec: TopicSpec, addressee: str) -> str:

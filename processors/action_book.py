@@ -51,16 +51,20 @@ class Action(Protocol):
         """This order re-issued after missing its SLA ``level`` times; None for a kind never escalated."""
         ...
 
-    def released(self, now_ms: int) -> Self:
-        """This order's released form: what the addressee is told when nothing calls for it any more."""
+    def released(self, now_ms: int, reason: str | None = None) -> Self:
+        """This order's released form: what the addressee is told when nothing calls for it any more.
+
+        ``reason`` says why, where it is not the default (a re-trace found nothing): an appeal, an expired hold.
+        """
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class Withdrawal:
-    """A processor's word that nothing calls for this action any more."""
+    """A processor's word that nothing calls for this action any more (``reason``: why, if not the default)."""
 
     action_id: str
+    reason: str | None = None
 
 
 A = TypeVar("A", bound=Action)
@@ -101,7 +105,7 @@ class ActionBook:
         for want in wanted:
             if isinstance(want, Withdrawal):
                 # Action ids are derived from what they act on, so the release is of the same kind.
-                new = cast("A | None", self.withdraw(want.action_id, now_ms))
+                new = cast("A | None", self.withdraw(want.action_id, now_ms, want.reason))
             else:
                 new = self.propose(want)
             if new is not None:
@@ -121,12 +125,12 @@ class ActionBook:
             return None
         return self._issue(order.action_id, entry, order)
 
-    def withdraw(self, action_id: str, now_ms: int) -> Action | None:
+    def withdraw(self, action_id: str, now_ms: int, reason: str | None = None) -> Action | None:
         """The released version of an action whose last version is active; None otherwise (released once)."""
         entry = self._entries.get(action_id)
         if entry is None or not _active(entry):
             return None
-        return self._issue(action_id, entry, entry.order.released(now_ms))
+        return self._issue(action_id, entry, entry.order.released(now_ms, reason))
 
     def escalate(self, action_id: str, now_ms: int) -> Action | None:
         """Re-issue an active action that missed its SLA one level higher; None if there is nothing to escalate.

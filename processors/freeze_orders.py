@@ -74,7 +74,7 @@ class FreezeOrder:
     def escalated(self, level: int, now_ms: int) -> FreezeOrder:
         return with_escalation(self, level, now_ms)
 
-    def released(self, now_ms: int) -> FreezeOrder:
+    def released(self, now_ms: int, reason: str | None = None) -> FreezeOrder:
         """Lift the hold: same target, currency and hop, nothing held, no evidence."""
         return replace(
             self,
@@ -86,7 +86,7 @@ class FreezeOrder:
             moved_on=0,
             report_ids=(),
             txn_ids=(),
-            reasons=(RELEASE_REASON,),
+            reasons=(reason or RELEASE_REASON,),
             trail=(),
             issued_at_ms=now_ms,
             hold_expires_at_ms=now_ms,

@@ -6,6 +6,7 @@ exact arithmetic and keeps millions of transactions in memory cheaply.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -70,6 +71,31 @@ class Ack:
     acked_at_ms: int
     received_at_ms: int
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRequest:
+    """An institution's or the war room's request to lift an action, as authenticated.
+
+    ``requester`` is the partner id (``partner_id``) of whoever the request was authenticated as.
+    ``received_at_ms`` is the broker's time: the release rule never reads the requester's clock.
+    """
+
+    request_id: str
+    action_id: str
+    requester: str
+    reason: str
+    requested_at_ms: int
+    received_at_ms: int
+
+
+def partner_id(name: str) -> str | None:
+    """A partner's name as its topics spell it: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``.
+
+    None when nothing is left (``"../"``). Names that differ only in case or punctuation share an
+    id, so they are one partner: they read one topic.
+    """
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:100] or None
 
 
 def account_label(account: AccountKey) -> str:

@@ -166,13 +166,13 @@ class SuspensionOrder:
     def escalated(self, level: int, now_ms: int) -> SuspensionOrder:
         return with_escalation(self, level, now_ms)
 
-    def released(self, now_ms: int) -> SuspensionOrder:
+    def released(self, now_ms: int, reason: str | None = None) -> SuspensionOrder:
         """Lift the suspension at the addressee it went to: priority 0, no reports or evidence."""
         return replace(
             self,
             version=0,
             priority=0,
-            reasons=(RELEASE_REASON,),
+            reasons=(reason or RELEASE_REASON,),
             report_ids=(),
             evidence=(),
             issued_at_ms=now_ms,
@@ -217,8 +217,8 @@ class WarningOrder:
     def escalated(self, level: int, now_ms: int) -> None:
         return None
 
-    def released(self, now_ms: int) -> WarningOrder:
-        """Tell the operator the warning no longer stands: same number and contact, no reports."""
+    def released(self, now_ms: int, reason: str | None = None) -> WarningOrder:
+        """Tell the operator the warning no longer stands: same number and contact, no reports (no reasons)."""
         return replace(
             self, version=0, report_ids=(), issued_at_ms=now_ms, evidence_digest=warning_digest(()), status="released"
         )
