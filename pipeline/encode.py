@@ -25,8 +25,9 @@ from pipeline.errors import MessageTooLargeError
 from processors.freeze_orders import FreezeOrder
 from processors.money_trail import TrailStep
 from processors.records import AccountKey, account_label
+from processors.release import Grant, ReleaseDecision
 from processors.telecom import SuspensionOrder, WarningOrder
-from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
+from schemas.actions import DeadLetter, FreezeAction, ReleaseAnswer, SuspensionAction, VictimWarning
 from schemas.actions import TrailStep as WireTrailStep
 from schemas.decode import Rejection
 from schemas.events import AccountRef
@@ -316,6 +317,36 @@ def restore_warning(raw: bytes) -> WarningOrder:
 def _read_issued(model: type[M], raw: bytes) -> M:
     """An action or warning read back from its topic; those issued before signatures named their key have no kid."""
     return model.model_validate({"kid": "", **orjson.loads(raw)})
+
+
+def encode_release_answer(decision: ReleaseDecision, now_ms: int, signer: Signer) -> tuple[bytes, bytes]:
+    """Keyed by request_id; signed for the requester, as its actions are."""
+    request = decision.request
+    payload = {
+        "request_id": request.request_id,
+        "action_id": request.action_id,
+        "requester": request.requester,
+        "decision": "granted" if decision.granted else "refused",
+        "reason": decision.reason,
+        "explanation": decision.explanation,
+        "released_version": decision.released_version,
+        "decided_at": _time(now_ms),
+    }
+    return request.request_id.encode(), signed_json(ReleaseAnswer, payload, signer, request.requester)
+
+
+def restore_grant(raw: bytes) -> Grant | None:
+    """The grant behind an answer already on its topic (start-up recovery); None for a refusal."""
+    answer = _read_issued(ReleaseAnswer, raw)
+    if answer.decision != "granted" or answer.released_version is None:
+        return None
+    return Grant(
+        action_id=answer.action_id,
+        request_id=answer.request_id,
+        requester=answer.requester,
+        granted_at_ms=_ms(answer.decided_at),
+        version=answer.released_version,
+    )
 
 
 def _iso(ms: int) -> str:

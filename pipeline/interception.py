@@ -7,16 +7,19 @@ so the step is tested without a broker and replayed as-is during recovery.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Protocol, cast
 
 from pipeline.settings import Settings
-from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, TELECOM_EVENTS, VICTIM_REPORTS
+from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, RELEASE_REQUESTS, TELECOM_EVENTS, VICTIM_REPORTS
 from processors.action_book import ActionBook, Withdrawal, ranked
+from processors.circuit_breaker import CircuitBreaker
 from processors.freeze_orders import FreezeBook, FreezeOrder
 from processors.lifecycle import AckOutcome, AckRefused, ActionLifecycle, expired_action
 from processors.money_trail import MoneyTrail
-from processors.records import Transfer
+from processors.records import ReleaseRequest, Transfer
+from processors.release import Grant, ReleaseDecision, ReleaseDesk, appeal_reason, expired_holds
 from processors.report_revisions import ReportRevisions
 from processors.telecom import SuspensionOrder, TelecomCorrelation, TelecomDecisions, WarningOrder
 from processors.transfer_store import TransferStores
@@ -24,6 +27,7 @@ from schemas.decode import (
     Rejection,
     decode_action_ack,
     decode_bank_transaction,
+    decode_release_request,
     decode_telecom_event,
     decode_victim_report,
 )
@@ -58,11 +62,17 @@ class BatchResult:
     warnings: list[WarningOrder] = field(default_factory=list)
     acks: list[AckOutcome] = field(default_factory=list)
     escalated: list[FreezeOrder | SuspensionOrder] = field(default_factory=list)
+    unheld: list[FreezeOrder | SuspensionOrder] = field(default_factory=list)  # held back earlier, out now
     new_reports: list[str] = field(default_factory=list)
+    release_requests: list[ReleaseRequest] = field(default_factory=list)  # decided after the batch's re-trace
+    answers: list[ReleaseDecision] = field(default_factory=list)
+    held: list[FreezeOrder | SuspensionOrder] = field(default_factory=list)  # started waiting: persist them
+    tombstones: list[str] = field(default_factory=list)  # action ids no longer waiting
 
     @property
     def actions(self) -> list[FreezeOrder | SuspensionOrder]:
-        return [*self.orders, *self.suspensions, *self.escalated]
+        """The action versions to send now (the circuit breaker has had its say)."""
+        return [*self.orders, *self.suspensions, *self.escalated, *self.unheld]
 
 
 IssuedAction = FreezeOrder | SuspensionOrder | WarningOrder
@@ -99,12 +109,21 @@ class Interception:
         self.telecom = TelecomCorrelation(settings.telecom)
         self.actions = ActionBook()
         self.lifecycle = ActionLifecycle(settings.sla)
+        self.releases = ReleaseDesk(
+            quiet_period_ms=_ms(settings.release_quiet_period), war_room=settings.default_addressee
+        )
+        self.breaker: CircuitBreaker[FreezeOrder | SuspensionOrder] = CircuitBreaker(
+            settings.max_actions_per_institution, _ms(settings.circuit_breaker_window)
+        )
         self._bank_topic = settings.topic(BANK_TRANSACTIONS)
         self._handlers: dict[str, Callable[[InputRecord, bytes, BatchResult], None]] = {
             settings.topic(VICTIM_REPORTS): self._take_report,
             settings.topic(TELECOM_EVENTS): self._take_telecom_event,
             settings.topic(ACTION_ACKS): self._take_ack,
+            settings.topic(RELEASE_REQUESTS): self._release_request_taker(None),
         }
+        for requester, topic in settings.release_request_topics.items():
+            self._handlers[topic] = self._release_request_taker(requester)
 
     def ingest(self, records: Iterable[InputRecord], result: BatchResult) -> None:
         """Decode and index; bad records become rejections, never exceptions."""
@@ -164,19 +183,93 @@ class Interception:
         else:
             result.acks.append(outcome)
 
+    def _release_request_taker(self, requester: str | None) -> Callable[[InputRecord, bytes, BatchResult], None]:
+        """The handler of one release-requests topic: ``requester`` is whom it authenticates (None: nobody)."""
+
+        def take(record: InputRecord, raw: bytes, result: BatchResult) -> None:
+            max_bytes = self.settings.max_message_bytes
+            request = decode_release_request(
+                raw, max_bytes, received_at_ms=record.timestamp, authenticated_as=requester
+            )
+            if isinstance(request, Rejection):
+                result.rejected.append(Rejected(record, request))
+            else:
+                result.release_requests.append(request)
+
+        return take
+
     def decide(self, now_ms: int, result: BatchResult) -> None:
-        """Re-trace what changed and issue the orders whose content changed."""
+        """Re-trace what changed, issue the orders whose content changed, then decide the release requests."""
         freezes, telecom = self._wanted(now_ms)
-        result.suspensions.extend(ranked(self.actions.settle(telecom.suspensions, now_ms)))
+        arrival = self._report_arrival
+        suspensions = self.releases.uphold(telecom.suspensions, arrival, now_ms)
+        result.suspensions.extend(ranked(self.actions.settle(suspensions, now_ms)))
         result.warnings.extend(self.actions.settle(telecom.warnings, now_ms))
-        result.orders.extend(ranked(self.actions.settle(freezes, now_ms)))
+        result.orders.extend(ranked(self.actions.settle(self.releases.uphold(freezes, arrival, now_ms), now_ms)))
+        for request in result.release_requests:
+            self._decide_release(request, now_ms, result)
         self._track(result.actions)  # nothing is escalated here, so these are this batch's orders
+        self._throttle(result, now_ms)
+
+    def _decide_release(self, request: ReleaseRequest, now_ms: int, result: BatchResult) -> None:
+        """Answer one release request; a grant's released version goes out with the batch's orders."""
+        decision = self.releases.already_granted(request)
+        if decision is None:
+            action = self.actions.last(request.action_id)
+            decision = self.releases.refusal(request, action, self._report_arrival)
+            if decision is not None and decision.reason == "unknown_action" and self.actions.retired(request.action_id):
+                decision = replace(decision, reason="expired_action")
+        if decision is None:
+            released = self.actions.withdraw(request.action_id, now_ms, appeal_reason(request))
+            assert released is not None  # refusal() checked that its last version is active
+            decision = self.releases.granted(request, released, now_ms)
+            if isinstance(released, FreezeOrder):
+                result.orders.append(released)
+            else:
+                result.suspensions.append(cast(SuspensionOrder, released))
+        result.answers.append(decision)
+
+    def _as_decided(self, action: FreezeOrder | SuspensionOrder) -> FreezeOrder | SuspensionOrder:
+        """A held-back version as the action book holds it: after a restart, rebuilt with its full lists."""
+        last = self.actions.last(action.action_id)
+        return (
+            cast(FreezeOrder | SuspensionOrder, last) if last is not None and last.version == action.version else action
+        )
+
+    def _report_arrival(self, report_id: str) -> int | None:
+        """When the revision in force of a report reached the broker; None if it is not in force."""
+        report = self.revisions.get(report_id)
+        return report.received_at_ms if report is not None else None
+
+    def _throttle(self, result: BatchResult, now_ms: int) -> None:
+        """The circuit breaker's say: what goes out now stays in the result; the rest waits, persisted."""
+        admission = self.breaker.admit(result.actions, now_ms)
+        sent = {(a.action_id, a.version) for a in admission.sent}
+        fresh = {(a.action_id, a.version) for a in result.actions}
+        result.orders = [a for a in result.orders if (a.action_id, a.version) in sent]
+        result.suspensions = [a for a in result.suspensions if (a.action_id, a.version) in sent]
+        result.escalated = [a for a in result.escalated if (a.action_id, a.version) in sent]
+        result.unheld = [a for a in result.unheld if (a.action_id, a.version) in sent]
+        result.unheld.extend(self._as_decided(a) for a in admission.sent if (a.action_id, a.version) not in fresh)
+        result.held.extend(admission.newly_held)
+        result.tombstones.extend(admission.unheld)
 
     def restore(self, action: IssuedAction) -> None:
         """Start-up recovery: an action already on its topic, as the action book and the lifecycle last saw it."""
         self.actions.restore(action)
         if not isinstance(action, WarningOrder):  # warnings have no acks or SLA
             self._track([action])
+
+    def restore_held(self, action: FreezeOrder | SuspensionOrder) -> None:
+        """Start-up recovery, after ``restore``: a version the circuit breaker held back, unless one went out since."""
+        last = self.actions.last(action.action_id)
+        if last is None or last.version < action.version:
+            self.restore(action)
+            self.breaker.hold(action)
+
+    def restore_grant(self, grant: Grant) -> None:
+        """Start-up recovery: a release granted on appeal, read back from the answers topic."""
+        self.releases.restore(grant)
 
     def rebuild(self, now_ms: int) -> None:
         """After replaying the inputs: recompute every decision and match it to what was restored, issuing nothing.
@@ -211,6 +304,8 @@ class Interception:
             released_before_ms=now_ms - settings.expiry_grace_ms,
         )
         self.lifecycle.forget(actions)
+        self.releases.forget(actions)
+        self.breaker.forget(actions)
         return ExpiryCounts(
             transactions=self.trail.evict(),
             reports=len(expired),
@@ -227,6 +322,21 @@ class Interception:
             if order is not None:  # only freezes and suspensions are tracked, so only they fall due
                 result.escalated.append(cast(FreezeOrder | SuspensionOrder, order))
         self._track(result.escalated)
+        self._throttle(result, now_ms)
+        return result
+
+    def tick(self, now_ms: int) -> BatchResult:
+        """What the clock alone issues: escalations, releases of expired holds, held-back actions the window allows."""
+        result = self.escalate(now_ms)
+        released: list[FreezeOrder] = self.actions.settle(expired_holds(self.actions.live("freeze"), now_ms), now_ms)
+        expired = BatchResult(orders=released)
+        self._track(expired.orders)
+        self._throttle(expired, now_ms)
+        drained = self.breaker.drain(now_ms)
+        result.orders.extend(expired.orders)
+        result.unheld.extend([*expired.unheld, *map(self._as_decided, drained.sent)])
+        result.held.extend(expired.held)
+        result.tombstones.extend([*expired.tombstones, *drained.unheld])
         return result
 
     def _wanted(self, now_ms: int) -> tuple[list[FreezeOrder | Withdrawal], TelecomDecisions]:
@@ -257,3 +367,7 @@ class Interception:
         self.ingest(records, result)
         self.decide(now_ms, result)
         return result
+
+
+def _ms(duration: timedelta) -> int:
+    return int(duration.total_seconds() * 1000)

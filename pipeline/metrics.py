@@ -78,6 +78,28 @@ class Metrics:
             "interceptor_expired_total", "Entries forgotten past their retention", ["store"], registry=self.registry
         )
 
+        self.circuit_open = Gauge(
+            "interceptor_circuit_open",
+            "1 while the circuit breaker holds back actions for an addressee (max_actions_per_institution reached)",
+            ["institution"], registry=self.registry,
+        )  # fmt: skip
+        self.actions_held_back = Gauge(
+            "interceptor_actions_held_back", "Action versions waiting for the circuit breaker's window",
+            ["institution"], registry=self.registry,
+        )  # fmt: skip
+        self.release_decisions = Counter(
+            "interceptor_release_decisions_total", "Release requests answered, by reason (granted or why refused)",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        self._circuits: set[str] = set()
+
+    def set_circuits(self, waiting: dict[str, int]) -> None:
+        """Open circuits and how much waits behind them; a circuit that closed drops to 0."""
+        for institution in self._circuits | waiting.keys():
+            self.circuit_open.labels(institution).set(1 if waiting.get(institution) else 0)
+            self.actions_held_back.labels(institution).set(waiting.get(institution, 0))
+        self._circuits |= waiting.keys()
+
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(self.consumer_group, topic, str(partition)).set(lag)
 

@@ -20,8 +20,15 @@ from typing import Any
 import orjson
 
 from pipeline.pseudonyms import Pseudonyms
-from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, INPUT_TOPICS, TELECOM_EVENTS, partner_suffix
-from schemas.events import ActionAck, TelecomEvent
+from pipeline.topics import (
+    ACTION_ACKS,
+    BANK_TRANSACTIONS,
+    INPUT_TOPICS,
+    RELEASE_REQUESTS,
+    TELECOM_EVENTS,
+    partner_suffix,
+)
+from schemas.events import ActionAck, ReleaseRequest, TelecomEvent
 
 MAX_PARTNER_NAME = 128  # the contract's identifier limit
 
@@ -73,6 +80,9 @@ INPUT_SHAPES: dict[str, InputShape] = {
     ),
     TELECOM_EVENTS.name: InputShape(scalars=tuple(TelecomEvent.model_fields), accounts=(), named_by=(("operator",),)),
     ACTION_ACKS.name: InputShape(scalars=tuple(ActionAck.model_fields), accounts=(), named_by=(("addressee",),)),
+    RELEASE_REQUESTS.name: InputShape(
+        scalars=tuple(ReleaseRequest.model_fields), accounts=(), named_by=(("requester",),)
+    ),
 }
 
 

@@ -20,7 +20,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from pipeline.broker import create_topics
-from pipeline.encode import encode_dead_letter, encode_freeze_action, encode_suspension_action, encode_victim_warning
+from pipeline.encode import (
+    encode_dead_letter,
+    encode_freeze_action,
+    encode_release_answer,
+    encode_suspension_action,
+    encode_victim_warning,
+)
 from pipeline.interception import BatchResult
 from pipeline.keys import load_signer
 from pipeline.partners import addressee_freeze_view, dead_letter_copies
@@ -28,12 +34,17 @@ from pipeline.settings import Settings
 from pipeline.topics import (
     DEAD_LETTERS,
     FREEZE_ACTIONS,
+    HELD_ACTIONS,
+    RELEASE_ANSWERS,
     SUSPENSION_ACTIONS,
     VICTIM_WARNINGS,
     TopicSpec,
     addressee_spec,
 )
 from processors.freeze_orders import FreezeOrder
+from processors.telecom import SuspensionOrder
+
+Send = tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]  # topic, key, value (None: tombstone), headers
 
 log = logging.getLogger(__name__)
 SEND_ATTEMPTS = 5
@@ -51,17 +62,17 @@ class Publisher:
 
     async def publish(self, result: BatchResult, now_ms: int) -> None:
         """Send everything the batch produced and wait until the broker has acknowledged all of it."""
-        sends = []
+        sends: list[Send] = []
         for rejected in result.rejected:
             record, rejection, limits = rejected.record, rejected.rejection, self._limits
             at = (record.topic, record.partition, record.offset)
             key, value = encode_dead_letter(*at, record.value, rejection, now_ms, limits)
-            sends.append((self.settings.topic(DEAD_LETTERS), key, value))
+            sends.append((self.settings.topic(DEAD_LETTERS), key, value, []))
             for partner, payload in dead_letter_copies(
                 record.topic, record.value, self.settings.topic_prefix, self._pseudonyms
             ):
                 routed = await self._ensure_routed(addressee_spec(DEAD_LETTERS, partner))
-                sends.append((routed, *encode_dead_letter(*at, payload, rejection, now_ms, limits, partner)))
+                sends.append((routed, *encode_dead_letter(*at, payload, rejection, now_ms, limits, partner), []))
         for action in result.actions:
             if isinstance(action, FreezeOrder):
                 spec, (key, value) = FREEZE_ACTIONS, encode_freeze_action(action, self._signer, self._limits)
@@ -70,14 +81,29 @@ class Publisher:
                 spec, (key, value) = SUSPENSION_ACTIONS, encode_suspension_action(action, self._signer, self._limits)
                 copy = value  # nothing in a suspension belongs to another partner (README, *Who sees what*)
             routed = await self._ensure_routed(addressee_spec(spec, action.addressee))
-            sends += [(self.settings.topic(spec), key, value), (routed, key, copy)]
+            sends += [(self.settings.topic(spec), key, value, []), (routed, key, copy, [])]
         for warning in result.warnings:
             key, value = encode_victim_warning(warning, self._signer, self._limits)
             routed = await self._ensure_routed(addressee_spec(VICTIM_WARNINGS, warning.operator))
-            sends += [(self.settings.topic(VICTIM_WARNINGS), key, value), (routed, key, value)]
+            sends += [(self.settings.topic(VICTIM_WARNINGS), key, value, []), (routed, key, value, [])]
+        for decision in result.answers:
+            key, value = encode_release_answer(decision, now_ms, self._signer)
+            routed = await self._ensure_routed(addressee_spec(RELEASE_ANSWERS, decision.request.requester))
+            sends += [(self.settings.topic(RELEASE_ANSWERS), key, value, []), (routed, key, value, [])]
+        # Held back by the circuit breaker: on the broker before the batch commits, so a crash loses none.
+        for action in result.held:
+            spec, _, value = self._encoded(action)
+            sends.append(
+                (self.settings.topic(HELD_ACTIONS), action.action_id.encode(), value, [("topic", spec.name.encode())])
+            )
+        for action_id in result.tombstones:
+            sends.append((self.settings.topic(HELD_ACTIONS), action_id.encode(), None, []))
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                deliveries = [await self.producer.send(topic, value, key=key) for topic, key, value in sends]
+                deliveries = [
+                    await self.producer.send(topic, value, key=key, headers=headers or None)
+                    for topic, key, value, headers in sends
+                ]
                 await asyncio.gather(*deliveries)
                 return
             except KafkaError as error:
@@ -89,6 +115,11 @@ class Publisher:
 
     def _addressee_view(self, action: dict[str, Any]) -> dict[str, Any]:
         return addressee_freeze_view(action, self._pseudonyms)
+
+    def _encoded(self, action: FreezeOrder | SuspensionOrder) -> tuple[TopicSpec, bytes, bytes]:
+        if isinstance(action, FreezeOrder):
+            return FREEZE_ACTIONS, *encode_freeze_action(action, self._signer, self._limits)
+        return SUSPENSION_ACTIONS, *encode_suspension_action(action, self._signer, self._limits)
 
     async def _ensure_routed(self, spec: TopicSpec) -> str:
         """Create the per-partner topic the first time it is needed; returns its name."""

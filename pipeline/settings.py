@@ -11,9 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.encode import ActionLimits
 from pipeline.pseudonyms import Pseudonyms
-from pipeline.topics import TELECOM_EVENTS, TopicSpec
+from pipeline.topics import RELEASE_REQUESTS, TELECOM_EVENTS, TopicSpec, addressee_spec
 from processors.lifecycle import SlaPolicy
 from processors.money_trail import TraceSettings
+from processors.records import partner_id
 from processors.telecom import TelecomSettings
 from schemas.signing import SigningKeys
 
@@ -98,7 +99,27 @@ class Settings(BaseSettings):
     sla_high: timedelta = Field(default=timedelta(minutes=15), description="priority 60-79")
     sla_medium: timedelta = Field(default=timedelta(hours=1), description="priority 40-59")
     sla_low: timedelta = Field(default=timedelta(hours=4), description="priority below 40")
-    escalation_check_interval_s: float = Field(default=1.0, gt=0)
+    escalation_check_interval_s: float = Field(
+        default=1.0, gt=0, description="how often escalations, expired holds and held-back actions are checked"
+    )
+    release_quiet_period: timedelta = Field(
+        default=timedelta(hours=24),
+        description="a release request is refused while a report behind the action arrived within this before it",
+    )
+    release_requesters: frozenset[str] = Field(
+        default=frozenset(),
+        description='partners with their own release-requests.<partner> topic, as JSON: ["KBANK", "AIS"]; '
+        "the war room (default_addressee) always has one",
+    )
+    max_actions_per_institution: int = Field(
+        default=0,
+        ge=0,
+        description="circuit breaker: action versions one addressee gets per circuit_breaker_window at most; "
+        "the rest wait, highest priority first (0: no cap)",
+    )
+    circuit_breaker_window: timedelta = Field(
+        default=timedelta(minutes=1), gt=timedelta(0), description="the window max_actions_per_institution counts in"
+    )
 
     batch_max_records: int = Field(default=20_000, ge=1)
     batch_timeout_ms: int = Field(default=20, ge=0)
@@ -170,6 +191,13 @@ class Settings(BaseSettings):
             max_listed_ids=self.max_listed_ids,
             max_action_bytes=self.max_action_bytes,
         )
+
+    @property
+    def release_request_topics(self) -> dict[str, str]:
+        """Each requester's own release-requests topic, by the partner id a request on it is authenticated as."""
+        named = (partner_id(name) for name in (*self.release_requesters, self.default_addressee))
+        requesters = sorted({r for r in named if r is not None})  # a name with no letter or digit has no topic
+        return {r: self.topic(addressee_spec(RELEASE_REQUESTS, r)) for r in requesters}
 
     @property
     def hold_duration_ms(self) -> int:

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from processors.records import partner_id as partner_suffix  # one spelling of partner names, shared with processors
-from schemas.actions import DeadLetter, FreezeAction, SuspensionAction, VictimWarning
-from schemas.events import ActionAck, BankTransaction, TelecomEvent, VictimReport
+from processors.records import partner_id
+from schemas.actions import DeadLetter, FreezeAction, ReleaseAnswer, SuspensionAction, VictimWarning
+from schemas.events import ActionAck, BankTransaction, ReleaseRequest, TelecomEvent, VictimReport
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -146,6 +146,31 @@ VICTIM_WARNINGS = TopicSpec(
     compacted=True,
     partner_copies=PartnerCopies("operator", "the operator's own warnings: the numbers it must warn"),
 )
+RELEASE_REQUESTS = TopicSpec(
+    "release-requests",
+    "in",
+    "any (ignored)",
+    1,
+    90 * DAY_MS,
+    ReleaseRequest,
+    "requests to lift an action; accepted only on the requester's own topic until requests are signed",
+    partner_copies=PartnerCopies(
+        "requester",
+        "one topic per requester (`release_requesters`), which broker ACLs restrict to it: who may write there is "
+        "who asks (see *Release and appeal*)",
+    ),
+)
+RELEASE_ANSWERS = TopicSpec(
+    "release-answers",
+    "out",
+    "request_id",
+    1,
+    90 * DAY_MS,
+    ReleaseAnswer,
+    "every release request's decision: granted with the released version, or refused and why",
+    compacted=True,
+    partner_copies=PartnerCopies("requester", "the requester's own answers"),
+)
 
 TRAIL_CHANGELOG = TopicSpec(
     "trail-changelog",
@@ -156,17 +181,30 @@ TRAIL_CHANGELOG = TopicSpec(
     None,
     "the trail store's rows, checkpoint by checkpoint: restores a lost disk without the input history",
 )
+HELD_ACTIONS = TopicSpec(
+    "held-actions",
+    "internal",
+    "action_id",
+    1,
+    30 * DAY_MS,
+    None,
+    "action versions the circuit breaker holds back, until they go out (then a tombstone): a restart loses none",
+    compacted=True,
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     VICTIM_REPORTS,
     BANK_TRANSACTIONS,
     TELECOM_EVENTS,
     ACTION_ACKS,
+    RELEASE_REQUESTS,
     FREEZE_ACTIONS,
     SUSPENSION_ACTIONS,
     VICTIM_WARNINGS,
+    RELEASE_ANSWERS,
     DEAD_LETTERS,
     TRAIL_CHANGELOG,
+    HELD_ACTIONS,
 )
 INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
 
@@ -174,6 +212,9 @@ INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
 def wire_models() -> dict[str, type[BaseModel]]:
     """The partner-facing topics and their contract (internal topics have none)."""
     return {t.name: t.model for t in TOPICS if t.model is not None}
+
+
+partner_suffix = partner_id  # one spelling of partner names, shared with the processors (release requests)
 
 
 def addressee_topic(spec: TopicSpec, addressee: str) -> str:
@@ -193,7 +234,8 @@ def topic_table_markdown() -> str:
     ]
     for topic in TOPICS:
         retention = f"{topic.retention_ms // DAY_MS} d" + (", compacted" if topic.compacted else "")
-        schema = "internal, msgpack rows" if topic.model is None else f"`schemas/json/{topic.name}.schema.json`"
+        internal = "internal, msgpack rows" if topic is TRAIL_CHANGELOG else "internal, the action as published"
+        schema = internal if topic.model is None else f"`schemas/json/{topic.name}.schema.json`"
         rows.append(
             f"| `{topic.name}` | {topic.direction} | {topic.key} | {topic.partitions} | {retention} "
             f"| {schema} | {topic.description} |"
@@ -201,7 +243,7 @@ def topic_table_markdown() -> str:
         copies = topic.partner_copies
         if copies is not None:
             rows.append(
-                f"| `{topic.name}.<{copies.placeholder}>` | out | as above | {topic.partitions} | {retention} "
-                f"| as above | {copies.carries} |"
+                f"| `{topic.name}.<{copies.placeholder}>` | {topic.direction} | as above | {topic.partitions} "
+                f"| {retention} | as above | {copies.carries} |"
             )
     return "\n".join(rows) + "\n"

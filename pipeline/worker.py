@@ -39,8 +39,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from pipeline.assignment import SingleActiveAssignor
+from pipeline.broker import create_topics
 from pipeline.changelog import catch_up, log_changes
-from pipeline.encode import restore_freeze_order, restore_suspension, restore_warning
+from pipeline.encode import restore_freeze_order, restore_grant, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception, IssuedAction
 from pipeline.keys import require_real_keys
 from pipeline.metrics import Metrics
@@ -50,10 +51,14 @@ from pipeline.settings import Settings
 from pipeline.topics import (
     BANK_TRANSACTIONS,
     FREEZE_ACTIONS,
+    HELD_ACTIONS,
     INPUT_TOPICS,
+    RELEASE_ANSWERS,
+    RELEASE_REQUESTS,
     SUSPENSION_ACTIONS,
     TRAIL_CHANGELOG,
     VICTIM_WARNINGS,
+    addressee_spec,
 )
 from pipeline.trail_store import RocksStores
 from processors.priority import priority_band
@@ -131,8 +136,12 @@ class InterceptionWorker(mode.Service):
         )
         await self._producer.start()
         self._publisher = Publisher(settings, self.bootstrap, self._producer)
+        # Each requester's own release-requests topic (broker ACLs let only it write there) must exist to be read.
+        requesters = [addressee_spec(RELEASE_REQUESTS, r) for r in settings.release_request_topics]
+        await create_topics(self.bootstrap, requesters, settings.topic_prefix, settings.replication_factor)
         await self._consumer.start()
-        self._consumer.subscribe([settings.topic(t) for t in INPUT_TOPICS], listener=self._watch)
+        inputs = [settings.topic(t) for t in INPUT_TOPICS] + list(settings.release_request_topics.values())
+        self._consumer.subscribe(inputs, listener=self._watch)
 
     async def on_stop(self) -> None:
         async with self._publishing:  # no batch, escalation or housekeeping is using the store as it closes
@@ -199,8 +208,8 @@ class InterceptionWorker(mode.Service):
         while not self.should_stop:
             await self.sleep(self.settings.escalation_check_interval_s)
             async with self._publishing:
-                result = self.interception.escalate(_now_ms())
-                if result.escalated:
+                result = self.interception.tick(_now_ms())  # escalations, expired holds, held-back actions
+                if result.actions or result.held or result.tombstones:
                     await self._publish(result)
             for action in result.escalated:
                 self.metrics.escalations.labels(action.kind, priority_band(action.priority)).inc()
@@ -219,6 +228,10 @@ class InterceptionWorker(mode.Service):
                 if received_ms is not None:
                     metrics.report_to_first_action.observe(max(0.0, delivered_s - received_ms / 1000))
         metrics.warnings_emitted.inc(len(result.warnings))
+        for decision in result.answers:
+            metrics.release_decisions.labels(decision.reason).inc()
+        if result.held or result.tombstones:
+            metrics.set_circuits(self.interception.breaker.open_circuits())
         for ack in result.acks:
             if ack.duplicate:
                 continue  # a redelivered ack changed nothing and is not counted twice
@@ -268,7 +281,11 @@ class InterceptionWorker(mode.Service):
                 {TopicPartition(topic, p): None for p in partitions},
                 lambda records, read=read: self._restore(records, read),  # type: ignore[misc]
             )
-        committed = {tp: (await consumer.committed(tp)) or 0 for tp in assigned}
+        await self._restore_releases_and_held()
+        # Release requests are not replayed: what they decided is on the topics just read back.
+        committed = {
+            tp: (await consumer.committed(tp)) or 0 for tp in assigned if not self._is_release_request_topic(tp.topic)
+        }
         stored = stores.offsets() if stores is not None else {}
         start_at = {  # the transfers the store already holds are not replayed
             tp: min(stored.get((tp.topic, tp.partition), 0), offset)
@@ -284,6 +301,8 @@ class InterceptionWorker(mode.Service):
 
         await read_partitions(self.bootstrap, dict(committed), replay, start_at=start_at)
         self.interception.rebuild(now_ms=_now_ms())
+        for tp in assigned - committed.keys():
+            consumer.seek(tp, (await consumer.committed(tp)) or 0)
         for tp, offset in committed.items():
             consumer.seek(tp, offset)
         recovery.restored_actions, recovery.seconds = restored, time.monotonic() - started
@@ -316,6 +335,36 @@ class InterceptionWorker(mode.Service):
         if self._stores is not None:
             self._stores.close()
             self._stores = None
+
+    def _is_release_request_topic(self, topic: str) -> bool:
+        return topic == self.settings.topic(RELEASE_REQUESTS) or topic in self.settings.release_request_topics.values()
+
+    async def _restore_releases_and_held(self) -> None:
+        """Read back the grants (from the answers) and the actions the circuit breaker held back."""
+        held: dict[bytes, tuple[str, bytes]] = {}
+
+        def take_held(records: Records) -> None:
+            for record in records:  # compacted: the last record per action id wins, a tombstone removes it
+                if record.value is None:
+                    held.pop(record.key, None)
+                else:
+                    headers = dict(record.headers or ())
+                    held[record.key] = (headers.get("topic", b"").decode(), record.value)
+
+        def take_answers(records: Records) -> None:
+            for record in records:
+                grant = restore_grant(record.value) if record.value else None
+                if grant is not None:
+                    self.interception.restore_grant(grant)
+
+        for spec, take in ((RELEASE_ANSWERS, take_answers), (HELD_ACTIONS, take_held)):
+            topic = self.settings.topic(spec)
+            partitions = await partitions_of(self.bootstrap, topic)
+            await read_partitions(self.bootstrap, {TopicPartition(topic, p): None for p in partitions}, take)
+        for topic, value in held.values():
+            read = restore_freeze_order if topic == FREEZE_ACTIONS.name else restore_suspension
+            self.interception.restore_held(read(value))
+        self.metrics.set_circuits(self.interception.breaker.open_circuits())
 
     def _restore(self, records: Records, read: Callable[[bytes], IssuedAction]) -> None:
         for record in records:

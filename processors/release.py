@@ -106,13 +106,16 @@ class ReleaseDesk:
             )
         return None
 
-    def granted(self, request: ReleaseRequest, released: Action) -> ReleaseDecision:
-        """Record the grant of ``request``, now that ``released`` (the released version) is issued."""
+    def granted(self, request: ReleaseRequest, released: Action, now_ms: int) -> ReleaseDecision:
+        """Record the grant of ``request``, now that ``released`` (the released version) is issued ``now_ms``.
+
+        The answer says ``now_ms`` as ``decided_at``, from which a restart restores the grant.
+        """
         self._grants[released.action_id] = Grant(
             action_id=released.action_id,
             request_id=request.request_id,
             requester=request.requester,
-            granted_at_ms=request.received_at_ms,
+            granted_at_ms=now_ms,
             version=released.version,
         )
         return _granted(request, released.version)

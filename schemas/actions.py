@@ -161,3 +161,21 @@ class VictimWarning(OutputModel):
     issued_at: datetime
     kid: KeyId
     signature: Signature
+
+
+class ReleaseAnswer(OutputModel):
+    """The decision on a release request, for the requester: granted (with the released version) or refused."""
+
+    request_id: str
+    action_id: str
+    requester: str
+    decision: Literal["granted", "refused"]
+    reason: str = Field(
+        description="granted, or why not: reports_still_arriving, not_addressee, already_released, unknown_action, "
+        "expired_action"
+    )
+    explanation: str = Field(description="the decision in a sentence the requester can act on")
+    released_version: int | None = Field(description="granted: the version of the action that lifts it")
+    decided_at: datetime
+    kid: KeyId
+    signature: Signature

@@ -12,8 +12,9 @@ from typing import TypeVar
 import msgspec
 from pydantic import BaseModel, ValidationError
 
-from processors.records import AccountKey, Ack, Report, TelecomEvent, Transfer
+from processors.records import AccountKey, Ack, ReleaseRequest, Report, TelecomEvent, Transfer, partner_id
 from schemas.events import AccountRef, ActionAck, BankTransaction, ReportedTransfer, VictimReport
+from schemas.events import ReleaseRequest as WireReleaseRequest
 from schemas.events import TelecomEvent as WireTelecomEvent
 from schemas.fast import AccountRefStruct, bank_transaction_decoder
 from schemas.fields import FieldError, amount_in_minor_units, parse_currency, parse_timestamp_ms, to_minor_units
@@ -136,6 +137,40 @@ def decode_action_ack(raw: bytes, max_bytes: int, received_at_ms: int) -> Ack | 
         acked_at_ms=ack.acked_at,
         received_at_ms=received_at_ms,
         note=ack.note,
+    )
+
+
+def decode_release_request(
+    raw: bytes, max_bytes: int, received_at_ms: int, authenticated_as: str | None
+) -> ReleaseRequest | Rejection:
+    """A request as authenticated: ``authenticated_as`` is the partner whose own topic carried it.
+
+    None (the shared topic) authenticates nobody: requests are not signed yet, so only a partner's
+    own topic, which broker ACLs restrict to it, says who asks.
+    """
+    if len(raw) > max_bytes:
+        return _oversized(raw, max_bytes)
+    request = _validate(WireReleaseRequest, raw)
+    if isinstance(request, Rejection):
+        return request
+    if authenticated_as is None:
+        return Rejection(
+            "unauthenticated",
+            "release requests are accepted only on the requester's own topic, release-requests.<requester>",
+        )
+    if partner_id(request.requester) != authenticated_as:
+        return Rejection(
+            "unauthenticated",
+            f"requester: {request.requester!r} cannot ask on the topic of {authenticated_as!r}; "
+            "use your own release-requests topic",
+        )
+    return ReleaseRequest(
+        request_id=request.request_id,
+        action_id=request.action_id,
+        requester=authenticated_as,
+        reason=request.reason,
+        requested_at_ms=request.requested_at,
+        received_at_ms=received_at_ms,
     )
 
 

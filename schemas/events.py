@@ -149,3 +149,18 @@ class ActionAck(WireModel):
     amount_held: Amount | None = Field(default=None, description="freeze actions: what the institution now holds")
     acked_at: Timestamp
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class ReleaseRequest(WireModel):
+    """A request to lift an action (an appeal): from the action's addressee, or from the war room."""
+
+    request_id: Identifier = Field(description="the requester's own id for the request; the answer carries it")
+    action_id: Identifier
+    requester: Identifier = Field(
+        description="who asks, as named in the actions (the addressee, or the war room); it must be the partner "
+        "whose topic release-requests.<requester> carries the request"
+    )
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="why the hold or suspension should be lifted, for the war room's record"
+    )
+    requested_at: Timestamp

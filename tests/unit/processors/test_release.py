@@ -68,7 +68,7 @@ class World:
             return refusal.granted, refusal.reason, None
         released = self.book.withdraw(rq.action_id, rq.received_at_ms, "appeal")
         assert isinstance(released, FreezeOrder)
-        decision = self.desk.granted(rq, released)
+        decision = self.desk.granted(rq, released, rq.received_at_ms)
         return decision.granted, decision.reason, released
 
 

@@ -12,12 +12,13 @@ from wire_corpus import (
     KBANK,
     bank_transaction,
     encoded,
+    release_request,
     reported_transfer,
     victim_report,
 )
 
-from processors.records import Report, Transfer
-from schemas.decode import Rejection, decode_bank_transaction, decode_victim_report
+from processors.records import ReleaseRequest, Report, Transfer
+from schemas.decode import Rejection, decode_bank_transaction, decode_release_request, decode_victim_report
 
 MAX_BYTES = 64 * 1024
 RECEIVED_AT_MS = 1_795_413_600_000  # 2026-11-23T06:00:00Z
@@ -241,3 +242,19 @@ def test_a_correction_carries_its_revision() -> None:
 )
 def test_a_revision_that_is_not_a_positive_integer_is_rejected(revision: object, error: str) -> None:
     assert decode_report(victim_report(revision=revision)) == Rejection("invalid_event", error)
+
+
+def test_a_release_request_is_authenticated_by_the_requester_topic_it_arrives_on() -> None:
+    raw = encoded(release_request())
+
+    request = decode_release_request(raw, MAX_BYTES, RECEIVED_AT_MS, authenticated_as="kbank")
+    on_the_shared_topic = decode_release_request(raw, MAX_BYTES, RECEIVED_AT_MS, authenticated_as=None)
+    on_another_partners = decode_release_request(raw, MAX_BYTES, RECEIVED_AT_MS, authenticated_as="scb")
+
+    assert isinstance(request, ReleaseRequest)
+    assert (request.requester, request.received_at_ms) == ("kbank", RECEIVED_AT_MS)
+    assert isinstance(on_the_shared_topic, Rejection)
+    assert on_the_shared_topic.reason == "unauthenticated"
+    assert on_another_partners == Rejection(
+        "unauthenticated", "requester: 'KBANK' cannot ask on the topic of 'scb'; use your own release-requests topic"
+    )

@@ -45,6 +45,7 @@ from schemas.decode import (
     Rejection,
     decode_action_ack,
     decode_bank_transaction,
+    decode_release_request,
     decode_telecom_event,
     decode_victim_report,
 )
@@ -56,6 +57,7 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
     "victim-reports": lambda raw: decode_victim_report(raw, MAX_BYTES, received_at_ms=0),
     "telecom-events": lambda raw: decode_telecom_event(raw, MAX_BYTES),
     "action-acks": lambda raw: decode_action_ack(raw, MAX_BYTES, received_at_ms=0),
+    "release-requests": lambda raw: decode_release_request(raw, MAX_BYTES, received_at_ms=0, authenticated_as="kbank"),
 }
 
 

@@ -78,6 +78,18 @@ def action_ack(**changes: Any) -> Message:
     return _changed(message, changes)
 
 
+def release_request(**changes: Any) -> Message:
+    """A valid request from KBANK (decoded as arriving on its own topic, release-requests.kbank)."""
+    message = {
+        "request_id": "KBANK-APPEAL-1",
+        "action_id": "frz-0123456789abcdef01234567",
+        "requester": "KBANK",
+        "reason": "the customer showed the incoming money is a salary",
+        "requested_at": "2026-11-24T10:00:00+07:00",
+    }
+    return _changed(message, changes)
+
+
 def _changed(message: Message, changes: dict[str, Any]) -> Message:
     for field, value in changes.items():
         if value is ...:
@@ -148,6 +160,7 @@ GOOD: dict[str, list[Message]] = {
         action_ack(amount_held=0.5),
         action_ack(version=3, status="partial", amount_held="12.345678"),
     ],
+    "release-requests": [release_request(), release_request(requester="kbank", channel="desk")],
 }
 
 # --- rejected ------------------------------------------------------------------------------
@@ -240,17 +253,28 @@ BAD_ACKS = {
     "timestamp without a zone": (action_ack(acked_at="2026-11-23T10:05:00"), "acked_at"),
 }
 
+BAD_RELEASE_REQUESTS = {
+    "missing reason": (release_request(reason=...), "reason"),
+    "empty reason": (release_request(reason=""), "reason"),
+    "reason too long": (release_request(reason="x" * 2001), "reason"),
+    "empty action_id": (release_request(action_id=""), "action_id"),
+    "timestamp without a zone": (release_request(requested_at="2026-11-24T10:00:00"), "requested_at"),
+    "another partner's name": (release_request(requester="SCB"), "requester"),
+}
+
 BAD: dict[str, dict[str, tuple[Message, str]]] = {
     "bank-transactions": BAD_TRANSACTIONS,
     "victim-reports": BAD_REPORTS,
     "telecom-events": BAD_TELECOM_EVENTS,
     "action-acks": BAD_ACKS,
+    "release-requests": BAD_RELEASE_REQUESTS,
 }
 
 # Rejections a JSON Schema cannot express, by topic and corpus name, with why.
 DECODER_ONLY: dict[tuple[str, str], str] = {
     ("bank-transactions", "timestamp 29 February in a common year"): "leap years are arithmetic, not a pattern",
     ("victim-reports", "revision a float"): "JSON Schema's integer type admits 2.0; the decoder wants 2",
+    ("release-requests", "another partner's name"): "who may ask depends on the topic the request arrives on",
 }
 
 # Values a partner's code might produce by mistake; substituted into a valid message one at a time.
