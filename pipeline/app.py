@@ -1,15 +1,17 @@
 """The whole flow in one place.
 
-    victim-reports ─┐                   money trail ─> freeze book ───┐ action ┌─> freeze-actions[.<addressee>]
- bank-transactions ─┼─> decode ─┬────> (tracing)       (decisions)    ├─ book─>┼─> suspension-actions[.<addressee>]
-    telecom-events ─┤           ├────> telecom correlation ───────────┤ signed └─> victim-warnings
-       action-acks ─┘           ├────> action lifecycle ─ SLA timer ──┘ (escalated versions)
-                                ├─ bad input, unknown acks ─────────────────────> dead-letters
-                                └─ trail store (RocksDB, local disk) ───────────> trail-changelog
+    victim-reports ─┐                   money trail ─> freeze book ───┐ action  circuit ┌─> freeze-actions[.<addressee>]
+ bank-transactions ─┤                   (tracing)       (decisions)    │ book ─> breaker ┼─> suspension-actions[.<addressee>]
+    telecom-events ─┼─> decode ─┬────> telecom correlation ───────────┤ signed     │    └─> victim-warnings[.<operator>]
+       action-acks ─┤           ├────> action lifecycle ─ SLA timer ──┤            └─ held back ─> held-actions
+  release-requests ─┘           ├────> release desk (appeals, expired holds) ─┴─────────────────> release-answers[.<requester>]
+  [.<requester>]                ├─ bad input, unknown acks, unauthenticated requests ──────────> dead-letters[.<partner>]
+                                └─ trail store (RocksDB, local disk) ──────────────────────────> trail-changelog
 
 decode: schemas.decode · trace: processors.money_trail (stores: pipeline.trail_store)
 · freeze orders: processors.freeze_orders · suspensions, takedowns, warnings: processors.telecom
 · acks and SLAs: processors.lifecycle · versions, escalation and release of every action: processors.action_book
+· appeals and expired holds: processors.release · the per-addressee cap: processors.circuit_breaker
 · batch loop, commit order, recovery: pipeline.worker · routing and signing: pipeline.publisher
 
 mode (the service library faust is built on) owns the worker process: signals, logging,
