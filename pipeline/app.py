@@ -1,12 +1,13 @@
 """The whole flow in one place.
 
-    victim-reports ─┐                   money trail ─> freeze book ───┐ action  circuit ┌─> freeze-actions[.<addressee>]
- bank-transactions ─┤                   (tracing)       (decisions)    │ book ─> breaker ┼─> suspension-actions[.<addressee>]
-    telecom-events ─┼─> decode ─┬────> telecom correlation ───────────┤ signed     │    └─> victim-warnings[.<operator>]
-       action-acks ─┤           ├────> action lifecycle ─ SLA timer ──┤            └─ held back ─> held-actions
-  release-requests ─┘           ├────> release desk (appeals, expired holds) ─┴─────────────────> release-answers[.<requester>]
-  [.<requester>]                ├─ bad input, unknown acks, unauthenticated requests ──────────> dead-letters[.<partner>]
-                                └─ trail store (RocksDB, local disk) ──────────────────────────> trail-changelog
+    victim-reports ─┐               money trail ─> freeze book ──┐ action book  ┌─> freeze-actions[.<addressee>]
+ bank-transactions ─┤               (tracing)      (decisions)   │ (versions,   ├─> suspension-actions[.<addressee>]
+    telecom-events ─┼─> decode ─┬─> telecom correlation ─────────┤  signed) ─>  └─> victim-warnings[.<operator>]
+       action-acks ─┤           ├─> action lifecycle, SLA timer ─┤ circuit breaker ─ held back ─> held-actions
+  release-requests ─┘           ├─> release desk: appeals, ──────┘
+    [.<requester>]              │   expired holds ─────────────────────────────────> release-answers[.<requester>]
+                                ├─ bad input, unknown acks, unauthenticated ───────> dead-letters[.<partner>]
+                                └─ trail store (RocksDB, local disk) ──────────────> trail-changelog
 
 decode: schemas.decode · trace: processors.money_trail (stores: pipeline.trail_store)
 · freeze orders: processors.freeze_orders · suspensions, takedowns, warnings: processors.telecom
