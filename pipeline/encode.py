@@ -320,7 +320,7 @@ def _read_issued(model: type[M], raw: bytes) -> M:
 
 
 def encode_release_answer(decision: ReleaseDecision, now_ms: int, signer: Signer) -> tuple[bytes, bytes]:
-    """Keyed by request_id; signed for the requester, as its actions are."""
+    """Keyed by request_id; signed as the requester's actions are."""
     request = decision.request
     payload = {
         "request_id": request.request_id,
