@@ -4,8 +4,10 @@ An action is only worth what the institution does with it. Real ones answer some
 seconds later, hold all the money or only what is left, cannot find the account,
 or never answer at all, which is what SLA escalation is for. ``InstitutionDesk``
 plays them: the demo hands it every freeze or suspension action it sees and
-publishes the acks it returns on ``action-acks``. Like the scenario feed it is a
-pure function of the seed and the actions taken: no broker and no clock reads.
+publishes the acks it returns on ``action-acks``, each signed with the answering
+institution's own Ed25519 key (``registry`` gives the worker their public keys).
+Like the scenario feed it is a pure function of the seed and the actions taken:
+no broker and no clock reads (Ed25519 signatures are deterministic).
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ import hashlib
 import heapq
 import math
 import random
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from connectors.synthetic_feed import FeedEvent, FeedSettingsError
 from pipeline.topics import ACTION_ACKS
 from schemas.fields import format_minor_units, to_minor_units
+from schemas.signing import Ed25519Signer
 
 JsonObject = dict[str, Any]
 
@@ -45,6 +51,15 @@ class InstitutionDesk:
         self._newest: dict[str, int] = {}  # the highest version taken per action_id
         # Answers not yet due: (due_ms, action_id, version, ack); superseded ones are skipped when due.
         self._queue: list[tuple[int, str, int, JsonObject]] = []
+
+    def signer(self, institution: str) -> Ed25519Signer:
+        """The institution's own ack key, derived from the seed: the same for every run with this seed."""
+        seed = hashlib.blake2b(f"{self.seed}:{institution}:ack-key".encode(), digest_size=32).digest()
+        return Ed25519Signer(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def registry(self, institutions: Iterable[str]) -> dict[str, dict[str, list[dict[str, str]]]]:
+        """``institution_keys_file``'s content: each institution's public ack key, as a JWKS."""
+        return {name: self.signer(name).jwks for name in sorted(set(institutions))}
 
     def is_unresponsive(self, addressee: str) -> bool:
         """Whether this addressee never answers: fixed per seed, however many actions it gets."""
@@ -89,7 +104,8 @@ class InstitutionDesk:
         while self._queue and self._queue[0][0] <= now_ms:
             due_ms, action_id, version, ack = heapq.heappop(self._queue)
             if self._newest[action_id] == version:
-                acks.append(FeedEvent(ACTION_ACKS.name, action_id.encode(), ack, due_ms))
+                signed = self.signer(str(ack["addressee"])).signed(ack)
+                acks.append(FeedEvent(ACTION_ACKS.name, action_id.encode(), signed, due_ms))
         return acks
 
 

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.institutions import InstitutionDesk
-from connectors.synthetic_feed import FeedSettings, ScenarioFeed
+from connectors.synthetic_feed import TELECOM_OPERATORS, THAI_INSTITUTIONS, FeedSettings, ScenarioFeed
 from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.errors import InterceptorError
 from pipeline.settings import Settings
@@ -37,6 +37,7 @@ from pipeline.topics import (
     VICTIM_WARNINGS,
 )
 from pipeline.worker_process import settings_env, start_worker, stop_worker
+from processors.takedowns import PLATFORM_DOMAINS
 from schemas.fields import minor_unit_exponent
 
 DEMO_SLAS = {
@@ -99,17 +100,18 @@ def run_demo(settings: Settings, duration_s: float | None) -> None:
 
 async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) -> None:
     await create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor)
+    seed = int(time.time())
+    desk = InstitutionDesk(seed)
+    settings = _register_desk_keys(settings, desk)
     worker = _start_worker(settings, bootstrap)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tally = DemoTally()
-    seed = int(time.time())
     feed = ScenarioFeed(
         FeedSettings(seed=seed, cases_per_minute=20, report_delay_s=10, bad_event_every=500, telecom=True)
     )
-    desk = InstitutionDesk(seed)
     try:
         await _wait_until_ready(settings.data_dir / "demo-worker.log", worker)
         print("worker ready; feeding background bank traffic and scam cases (Ctrl-C to stop)\n", flush=True)
@@ -229,6 +231,15 @@ def _print_summary(feed: ScenarioFeed, tally: DemoTally, elapsed_s: float) -> No
         print("report→executed    no executed ack yet (run longer)")
     print(f"suspensions        {len(tally.suspensions)} distinct, {tally.escalations} escalated versions seen")
     print(f"victim warnings    {len(tally.warnings)} numbers warned")
+
+
+def _register_desk_keys(settings: Settings, desk: InstitutionDesk) -> Settings:
+    """The simulated institutions sign their acks; the worker gets their public keys, as a war room registers them."""
+    names = [i.code for i in THAI_INSTITUTIONS] + [*TELECOM_OPERATORS, *PLATFORM_DOMAINS.values()]
+    path = settings.data_dir / "demo-institution-keys.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(desk.registry([*names, settings.default_addressee])))
+    return settings.with_overrides(institution_keys_file=path)
 
 
 def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:

@@ -6,11 +6,14 @@ so the step is tested without a broker and replayed as-is during recovery.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Protocol, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pipeline.ack_authentication import AckAuthentication
 from pipeline.settings import Settings
 from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, RELEASE_REQUESTS, TELECOM_EVENTS, VICTIM_REPORTS
 from processors.action_book import ActionBook, Withdrawal, ranked
@@ -101,7 +104,13 @@ class Interception:
     (issued or restored) in ``_track``; ``expire`` forgets what is past its retention.
     """
 
-    def __init__(self, settings: Settings, stores: TransferStores | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stores: TransferStores | None = None,
+        institution_keys: Mapping[str, Mapping[str, Ed25519PublicKey]] | None = None,
+    ) -> None:
+        """``institution_keys``: the institutions' registered ack keys (``pipeline.keys.load_institution_keys``)."""
         self.settings = settings
         self.revisions = ReportRevisions(settings.report_retention_ms, closed_ms=VICTIM_REPORTS.retention_ms)
         self.trail = MoneyTrail(settings.trace, stores=stores)
@@ -124,6 +133,7 @@ class Interception:
         }
         for requester, topic in settings.release_request_topics.items():
             self._handlers[topic] = self._release_request_taker(requester)
+        self.ack_authentication = AckAuthentication(settings.topic_prefix, institution_keys or {})
 
     def ingest(self, records: Iterable[InputRecord], result: BatchResult) -> None:
         """Decode and index; bad records become rejections, never exceptions."""
@@ -142,6 +152,8 @@ class Interception:
                     result.rejected.append(Rejected(record, decoded))  # type: ignore[arg-type]
             else:
                 handler = handlers.get(record.topic)
+                if handler is None and self.ack_authentication.is_ack_topic(record.topic):
+                    handler = self._take_ack  # an institution's own action-acks.<institution>
                 if handler is None:
                     result.rejected.append(Rejected(record, UNKNOWN_TOPIC))
                 else:
@@ -174,6 +186,10 @@ class Interception:
         ack = decode_action_ack(raw, self.settings.max_message_bytes, received_at_ms=record.timestamp)
         if isinstance(ack, Rejection):
             result.rejected.append(Rejected(record, ack))
+            return
+        refusal = self.ack_authentication.refusal(record.topic, raw, ack.addressee)
+        if refusal is not None:  # before the lifecycle hears of it: a forged ack changes nothing
+            result.rejected.append(Rejected(record, refusal))
             return
         outcome = self.lifecycle.acknowledge(ack)
         if isinstance(outcome, AckRefused):

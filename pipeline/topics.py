@@ -7,6 +7,8 @@ operator reads only its own, and the broker's ACLs can enforce that (README, *Wh
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -122,7 +124,10 @@ ACTION_ACKS = TopicSpec(
     1,
     90 * DAY_MS,
     ActionAck,
-    "institutions' answers: executed, partial, rejected, not_found",
+    "institutions' answers: executed, partial, rejected, not_found; accepted only if signed by the addressee",
+    partner_copies=PartnerCopies(
+        "institution", "one institution's acks: only it may write here (broker ACLs), so they need no signature"
+    ),
 )
 SUSPENSION_ACTIONS = TopicSpec(
     "suspension-actions",
@@ -207,6 +212,15 @@ TOPICS: tuple[TopicSpec, ...] = (
     HELD_ACTIONS,
 )
 INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
+
+
+def input_topic_pattern(topic_prefix: str, also: Iterable[str] = ()) -> str:
+    """The worker's subscription: every input topic, every institution's own ``action-acks.<institution>``
+    (whoever the institution: its acks need no registration), and the topics in ``also``."""
+    acks = topic_prefix + ACTION_ACKS.name
+    exact = [topic_prefix + t.name for t in INPUT_TOPICS if t is not ACTION_ACKS] + list(also)
+    names = [re.escape(name) for name in exact] + [re.escape(acks) + r"(\.[a-z0-9_-]+)?"]
+    return "^(" + "|".join(names) + ")$"
 
 
 def wire_models() -> dict[str, type[BaseModel]]:

@@ -43,7 +43,7 @@ from pipeline.broker import create_topics
 from pipeline.changelog import catch_up, log_changes
 from pipeline.encode import restore_freeze_order, restore_grant, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception, IssuedAction
-from pipeline.keys import require_real_keys
+from pipeline.keys import load_institution_keys, require_real_keys
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
 from pipeline.recovery import Records, high_water, partitions_of, read_partitions
@@ -52,13 +52,13 @@ from pipeline.topics import (
     BANK_TRANSACTIONS,
     FREEZE_ACTIONS,
     HELD_ACTIONS,
-    INPUT_TOPICS,
     RELEASE_ANSWERS,
     RELEASE_REQUESTS,
     SUSPENSION_ACTIONS,
     TRAIL_CHANGELOG,
     VICTIM_WARNINGS,
     addressee_spec,
+    input_topic_pattern,
 )
 from pipeline.trail_store import RocksStores
 from processors.priority import priority_band
@@ -102,7 +102,8 @@ class InterceptionWorker(mode.Service):
         self.settings = settings
         self.bootstrap = bootstrap
         self.metrics = metrics
-        self.interception = Interception(settings)
+        self._institution_keys = load_institution_keys(settings)  # read once: a bad registry fails the start
+        self.interception = Interception(settings, institution_keys=self._institution_keys)
         self.ready = asyncio.Event()
         self._watch = _AssignmentWatch()
         self._awaiting_first_action: dict[str, int] = {}
@@ -140,8 +141,10 @@ class InterceptionWorker(mode.Service):
         requesters = [addressee_spec(RELEASE_REQUESTS, r) for r in settings.release_request_topics]
         await create_topics(self.bootstrap, requesters, settings.topic_prefix, settings.replication_factor)
         await self._consumer.start()
-        inputs = [settings.topic(t) for t in INPUT_TOPICS] + list(settings.release_request_topics.values())
-        self._consumer.subscribe(inputs, listener=self._watch)
+        # By pattern: institutions' own ack topics (action-acks.<institution>) are picked up as they are
+        # created, within metadata_max_age_ms; taking one up is a rebalance, so the worker recovers.
+        pattern = input_topic_pattern(settings.topic_prefix, also=settings.release_request_topics.values())
+        self._consumer.subscribe(pattern=pattern, listener=self._watch)
 
     async def on_stop(self) -> None:
         async with self._publishing:  # no batch, escalation or housekeeping is using the store as it closes
@@ -260,14 +263,14 @@ class InterceptionWorker(mode.Service):
         self._close_stores()  # whatever this batch buffered is dropped: it is redelivered
         self._awaiting_first_action.clear()
         if not assigned:
-            self.interception = Interception(self.settings)
+            self.interception = Interception(self.settings, institution_keys=self._institution_keys)
             log.info("standing by: another worker in group %s holds the input partitions", self.settings.consumer_group)
             self.ready.set()
             return
         started = time.monotonic()
         self.recovery = recovery = Recovery()
         stores = await self._open_stores()
-        self.interception = Interception(self.settings, stores)
+        self.interception = Interception(self.settings, stores, self._institution_keys)
         restored = 0
         for spec, read in (
             (FREEZE_ACTIONS, restore_freeze_order),

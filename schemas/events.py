@@ -149,6 +149,14 @@ class ActionAck(WireModel):
     amount_held: Amount | None = Field(default=None, description="freeze actions: what the institution now holds")
     acked_at: Timestamp
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    kid: Identifier | None = Field(
+        default=None, description="on action-acks: the id of the addressee's registered Ed25519 key that signed"
+    )
+    signature: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None,
+        description="on action-acks: ed25519=<base64url> over the ack's canonical JSON (everything but signature, "
+        "kid included; amounts as decimal strings), as for actions. Not needed on action-acks.<institution>",
+    )
 
 
 class ReleaseRequest(WireModel):

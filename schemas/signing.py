@@ -246,6 +246,11 @@ class Ed25519Signer:
     def signature(self, message: Mapping[str, Any], addressee: str) -> str:
         return ed25519_signature(message, self.private_key)
 
+    def signed(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """The message with this key's ``kid`` and its signature: how an institution signs an ack."""
+        with_kid = {**message, "kid": self.kid}
+        return {**with_kid, "signature": ed25519_signature(with_kid, self.private_key)}
+
 
 @dataclass(frozen=True)
 class HmacSigner:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka_client import (
     HOUR,
     account,
@@ -21,9 +24,12 @@ from kafka_client import (
     wait_consumed,
 )
 
+from pipeline.broker import create_topics
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
+from pipeline.topics import ACTION_ACKS, addressee_spec
 from pipeline.worker import InterceptionWorker
+from schemas.signing import Ed25519Signer
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +46,22 @@ def telecom(event_id: str, kind: str, msisdn: str, at, **extra) -> dict:
             "occurred_at": iso(at), **extra}  # fmt: skip
 
 
+SCB_DESK, AIS_DESK = Ed25519Signer(Ed25519PrivateKey.generate()), Ed25519Signer(Ed25519PrivateKey.generate())
+
+
 @pytest.fixture
-async def settings_with_keys(kafka_bootstrap: str, settings: Settings) -> Settings:
-    return settings.with_overrides(sla_critical="PT1S", sla_high="PT1S", escalation_check_interval_s=0.2)
+async def settings_with_keys(kafka_bootstrap: str, settings: Settings, tmp_path: Path) -> Settings:
+    """SCB and AIS registered their ack keys and have their own ack topics (which broker ACLs would restrict)."""
+    registry = {name: desk.jwks for name, desk in (("SCB", SCB_DESK), ("AIS", AIS_DESK))}
+    (tmp_path / "institution-keys.json").write_text(json.dumps(registry))
+    own_topics = [addressee_spec(ACTION_ACKS, name) for name in registry]
+    await create_topics(kafka_bootstrap, own_topics, settings.topic_prefix)  # before the worker subscribes
+    return settings.with_overrides(
+        sla_critical="PT1S",
+        sla_high="PT1S",
+        escalation_check_interval_s=0.2,
+        institution_keys_file=tmp_path / "institution-keys.json",
+    )
 
 
 @pytest.fixture
@@ -140,9 +159,9 @@ async def test_acks_stop_escalation_and_count_money_held(settings_with_keys: Set
     ack = {"action_id": freeze["action_id"], "addressee": "SCB", "status": "executed",
            "amount_held": "40000.00", "acked_at": iso(now()), "note": "held"}  # fmt: skip
     latest = latest_versions(await read_all(bootstrap, p + "freeze-actions"))[freeze["action_id"]]
-    unknown = {**ack, "action_id": "frz-does-not-exist", "version": 1}
-    await produce(bootstrap, [(p + "action-acks", {**ack, "version": latest["version"]}), (p + "action-acks", unknown),
-                              (p + "action-acks", b"{not json")])  # fmt: skip
+    unknown = SCB_DESK.signed({**ack, "action_id": "frz-does-not-exist", "version": 1})
+    await produce(bootstrap, [(p + "action-acks", SCB_DESK.signed({**ack, "version": latest["version"]})),
+                              (p + "action-acks", unknown), (p + "action-acks", b"{not json")])  # fmt: skip
     await wait_consumed(worker.metrics.registry, len(events) + 3)
     settled = latest_versions(await read_all(bootstrap, p + "freeze-actions"))[freeze["action_id"]]["version"]
     # Three SLA periods and many escalation checks later, an executed order has not been re-issued.
@@ -158,6 +177,66 @@ async def test_acks_stop_escalation_and_count_money_held(settings_with_keys: Set
     ]
     assert sorted(letter["reason"] for letter in letters) == ["malformed_json", "unknown_action"]
     assert holds_by_account(await read_all(bootstrap, p + "freeze-actions"))["mule-9"] == "40000.00"
+
+
+async def test_forged_acks_are_dead_lettered_as_unauthenticated_and_the_action_still_escalates(
+    settings_with_keys: Settings, worker: InterceptionWorker
+) -> None:
+    bootstrap, p = settings_with_keys.bootstrap_servers or "", settings_with_keys.topic_prefix
+    consumed, freeze, ack = await _mule_freeze_and_its_ack(settings_with_keys, worker)
+    stranger = Ed25519Signer(Ed25519PrivateKey.generate())
+    forged = [
+        (p + "action-acks", ack),  # no signature
+        (p + "action-acks", {**stranger.signed(ack), "kid": SCB_DESK.kid}),  # a signature SCB's key did not make
+        (p + "action-acks", AIS_DESK.signed(ack)),  # another institution, signing with its own registered key
+        (p + "action-acks.ais", ack),  # SCB's name on another institution's own topic
+    ]
+    await produce(bootstrap, forged)
+    await wait_consumed(worker.metrics.registry, consumed + len(forged))
+
+    # Still unacknowledged: re-issued past its 1 s SLA, and again.
+    await _wait_for_version(bootstrap, p + "freeze-actions", freeze["action_id"], freeze["version"] + 2)
+    letters = await read_all(bootstrap, p + "dead-letters")
+    assert sorted((d["source_topic"], d["reason"]) for d in letters if "action-acks" in d["source_topic"]) == [
+        (p + "action-acks", "unauthenticated")] * 3 + [(p + "action-acks.ais", "unauthenticated")]  # fmt: skip
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("interceptor_acks_total", {"status": "executed"}) is None
+    assert registry.get_sample_value("interceptor_money_held", {"institution": "SCB", "currency": "THB"}) is None
+
+
+async def test_an_unsigned_ack_on_the_institutions_own_topic_stops_escalation(
+    settings_with_keys: Settings, worker: InterceptionWorker
+) -> None:
+    bootstrap, p = settings_with_keys.bootstrap_servers or "", settings_with_keys.topic_prefix
+    consumed, freeze, ack = await _mule_freeze_and_its_ack(settings_with_keys, worker)
+
+    await produce(bootstrap, [(p + "action-acks.scb", ack)])
+    await wait_consumed(worker.metrics.registry, consumed + 1)
+
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("interceptor_acks_total", {"status": "executed"}) == 1.0
+    assert registry.get_sample_value("interceptor_money_held", {"institution": "SCB", "currency": "THB"}) == 40000.0
+    # The ack may have crossed an escalated version on its way; that one is then the last.
+    settled = _mule_freeze(await read_all(bootstrap, p + "freeze-actions"))["version"]
+    assert settled <= freeze["version"] + 1
+    await asyncio.sleep(3.5)  # three SLA periods, many escalation checks: nothing more is issued
+    assert _mule_freeze(await read_all(bootstrap, p + "freeze-actions"))["version"] == settled
+
+
+async def _mule_freeze_and_its_ack(settings: Settings, worker: InterceptionWorker) -> tuple[int, dict, dict]:
+    """The scenario consumed (how many messages), SCB's freeze of mule-9, and SCB's unsigned ack of it."""
+    bootstrap, p = settings.bootstrap_servers or "", settings.topic_prefix
+    events = _scenario(settings)
+    await produce(bootstrap, events)
+    await wait_consumed(worker.metrics.registry, len(events))
+    freeze = _mule_freeze(await read_all(bootstrap, p + "freeze-actions"))
+    ack = {"action_id": freeze["action_id"], "version": freeze["version"], "addressee": "SCB",
+           "status": "executed", "amount_held": "40000.00", "acked_at": iso(now())}  # fmt: skip
+    return len(events), freeze, ack
+
+
+def _mule_freeze(actions: list[dict]) -> dict:
+    return next(a for a in latest_versions(actions).values() if a["target"]["account"] == "mule-9")
 
 
 async def _wait_for_version(bootstrap: str, topic: str, action_id: str, version: int, timeout_s: float = 20) -> dict:

@@ -10,8 +10,10 @@ import pytest
 
 from connectors.institutions import InstitutionDesk
 from connectors.synthetic_feed import FeedEvent, FeedSettingsError
+from pipeline.ack_authentication import AckAuthentication
 from schemas.events import ActionAck
 from schemas.fields import format_minor_units, to_minor_units
+from schemas.signing import public_keys_from_jwks
 
 T0 = 1_763_892_000_000
 BANKS = ("KBNK", "SCBK", "BBLK", "KTBK", "BAYK", "TMNW", "BTKX")
@@ -77,6 +79,21 @@ def busy_day(desk: InstitutionDesk, count: int = 600) -> dict[str, tuple[int, di
         desk.take(action, now)
         taken[str(action["action_id"])] = (now, action)
     return taken
+
+
+def test_every_ack_is_signed_by_its_institution_and_verifies_only_under_that_institution() -> None:
+    desk = InstitutionDesk(seed=1, unresponsive_share=0)
+    busy_day(desk, count=60)
+    events = drain(desk, T0, T0 + 70_000)
+    registry = desk.registry(BANKS + OPERATORS + PLATFORMS)
+    authentication = AckAuthentication("", {name: public_keys_from_jwks(jwks, name) for name, jwks in registry.items()})
+
+    assert events and InstitutionDesk(seed=1).registry(["SCB"]) == desk.registry(["SCB"]), "keys follow the seed"
+    for event in events:
+        raw, addressee = orjson.dumps(event.value), str(event.value["addressee"])  # type: ignore[index]
+        assert authentication.refusal("action-acks", raw, addressee) is None
+        other = next(name for name in BANKS if name != addressee)
+        assert authentication.refusal("action-acks", raw.replace(addressee.encode(), other.encode()), other)
 
 
 def test_every_ack_follows_the_contract_and_holds_at_most_the_order() -> None:

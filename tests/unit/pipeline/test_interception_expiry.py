@@ -23,7 +23,7 @@ from pipeline.encode import (
 )
 from pipeline.interception import BatchResult, ExpiryCounts, Interception, IssuedAction
 from pipeline.settings import Settings
-from pipeline.topics import ACTION_ACKS, TELECOM_EVENTS, VICTIM_REPORTS
+from pipeline.topics import ACTION_ACKS, TELECOM_EVENTS, VICTIM_REPORTS, addressee_spec
 from processors.freeze_orders import FreezeOrder
 from processors.telecom import SuspensionOrder
 from schemas.signing import Ed25519Signer
@@ -37,6 +37,7 @@ PHONE = "+66812345678"
 CALLED = "+66890000001"
 VICTIM = {"institution": "SCB", "account": "111-2-33333"}
 MULE = {"institution": "KBANK", "account": "123-4-56789"}
+MULE_BANK_ACKS = addressee_spec(ACTION_ACKS, MULE["institution"])  # the bank's own ack topic: no signature needed
 NOTHING = ExpiryCounts(transactions=0, reports=0, telecom_events=0, holdings=0, actions=0)
 
 
@@ -141,13 +142,13 @@ def test_an_action_a_report_in_force_still_stands_behind_is_not_touched() -> Non
 def test_money_held_goes_down_when_the_hold_expires_and_a_late_ack_is_refused() -> None:
     interception, published = _started()
     freeze = _freeze(published)
-    interception.process([_record(ACTION_ACKS, 2, _ack(freeze, "100.00"))], T)
+    interception.process([_record(MULE_BANK_ACKS, 2, _ack(freeze, "100.00"))], T)
     assert interception.lifecycle.money_held() == {("KBANK", "THB"): 100}
 
     interception.expire(EXPIRES)
     assert interception.lifecycle.money_held() == {("KBANK", "THB"): 0}
 
-    late = interception.process([_record(ACTION_ACKS, 3, _ack(freeze, "100.00"), at_ms=EXPIRES)], EXPIRES)
+    late = interception.process([_record(MULE_BANK_ACKS, 3, _ack(freeze, "100.00"), at_ms=EXPIRES)], EXPIRES)
     (refused,) = late.rejected
     assert refused.rejection.reason == "expired_action"
     assert freeze.action_id in refused.rejection.error
@@ -179,7 +180,7 @@ def test_a_new_report_after_expiry_continues_the_versions_of_the_forgotten_actio
 
 def test_a_restart_after_expiry_resurrects_nothing_and_issues_nothing() -> None:
     interception, published = _started()
-    acked = [_record(ACTION_ACKS, 2, _ack(_freeze(published), "100.00"))]
+    acked = [_record(MULE_BANK_ACKS, 2, _ack(_freeze(published), "100.00"))]
     interception.process(acked, T)
     interception.expire(EXPIRES)
 
@@ -191,7 +192,7 @@ def test_a_restart_after_expiry_resurrects_nothing_and_issues_nothing() -> None:
     redelivered = restarted.process(FIRST, EXPIRES + 1)
     assert redelivered.actions == [] and redelivered.warnings == []
     assert {r.rejection.reason for r in redelivered.rejected} == {"expired_report"}
-    late_ack = restarted.process([_record(ACTION_ACKS, 3, _ack(_freeze(published), "100.00"))], EXPIRES + 1)
+    late_ack = restarted.process([_record(MULE_BANK_ACKS, 3, _ack(_freeze(published), "100.00"))], EXPIRES + 1)
     assert [r.rejection.reason for r in late_ack.rejected] == ["expired_action"]
 
     reopened = restarted.process([_record(VICTIM_REPORTS, 4, _report("R-9"), at_ms=EXPIRES)], EXPIRES + 1)
