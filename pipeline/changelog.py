@@ -53,11 +53,17 @@ async def catch_up(bootstrap: str, topic: str, stores: RocksStores) -> int:
     The caller checks first that the store does not claim more of the changelog than the topic holds.
     """
     tp = TopicPartition(topic, 0)
+    return await read_partitions(
+        bootstrap,
+        {tp: None},
+        lambda records: apply_changelog(stores, records),
+        start_at={tp: stores.changelog_offset()},
+    )
 
-    def apply(records: Records) -> None:
-        for record in records:
-            if record.value:
-                stores.apply(_decode(record.value))
-            stores.mark_changelog(record.offset + 1)
 
-    return await read_partitions(bootstrap, {tp: None}, apply, start_at={tp: stores.changelog_offset()})
+def apply_changelog(stores: RocksStores, records: Records) -> None:
+    """Write changelog messages into a store, and how far it now reflects the changelog."""
+    for record in records:
+        if record.value:
+            stores.apply(_decode(record.value))
+        stores.mark_changelog(record.offset + 1)

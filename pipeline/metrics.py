@@ -71,6 +71,11 @@ class Metrics:
             "How long the last start or takeover took to rebuild state before consuming",
             registry=self.registry,
         )
+        self.standby_changelog_lag = Gauge(
+            "interceptor_standby_changelog_lag",
+            "Trail changelog messages a standby's store has not applied yet (what a takeover would read)",
+            registry=self.registry,
+        )
         self.live_freeze_actions = Gauge(
             "interceptor_live_freeze_actions", "Active freeze actions", registry=self.registry
         )

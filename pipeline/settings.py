@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         description="rocksdb: bank transfers on local disk with a changelog, restart in seconds; "
         "memory: everything in RAM, rebuilt from the input topics on every start",
     )
+    warm_standby: bool = Field(
+        default=True,
+        description="a worker standing by follows the trail changelog into its own store (Kafka Streams' standby "
+        "replica), so a takeover reads only the changelog's tail; false: it catches up when it takes over",
+    )
     embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port")
 
     @property

@@ -40,7 +40,7 @@ from aiokafka.structs import TopicPartition
 
 from pipeline.assignment import SingleActiveAssignor
 from pipeline.broker import create_topics
-from pipeline.changelog import catch_up, log_changes
+from pipeline.changelog import apply_changelog, catch_up, log_changes
 from pipeline.encode import restore_freeze_order, restore_grant, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception, IssuedAction
 from pipeline.keys import load_institution_keys, require_real_keys
@@ -113,6 +113,7 @@ class InterceptionWorker(mode.Service):
         self._publisher: Publisher | None = None
         self._publishing = asyncio.Lock()  # batch and escalation results go out one at a time, in order
         self._stores: RocksStores | None = None
+        self._standing_by = False  # another worker holds the input partitions
         self.recovery = Recovery()
         self._bank_topic = settings.topic(BANK_TRANSACTIONS)
         self._changelog = settings.topic(TRAIL_CHANGELOG)
@@ -262,6 +263,7 @@ class InterceptionWorker(mode.Service):
         assigned = set(self._watch.assigned)
         self._close_stores()  # whatever this batch buffered is dropped: it is redelivered
         self._awaiting_first_action.clear()
+        self._standing_by = not assigned
         if not assigned:
             self.interception = Interception(self.settings, institution_keys=self._institution_keys)
             log.info("standing by: another worker in group %s holds the input partitions", self.settings.consumer_group)
@@ -269,7 +271,9 @@ class InterceptionWorker(mode.Service):
             return
         started = time.monotonic()
         self.recovery = recovery = Recovery()
-        stores = await self._open_stores()
+        stores = None
+        if self.settings.trail_store == "rocksdb":
+            stores, recovery.changelog_messages = await self._open_stores()
         self.interception = Interception(self.settings, stores, self._institution_keys)
         restored = 0
         for spec, read in (
@@ -316,11 +320,9 @@ class InterceptionWorker(mode.Service):
         )  # fmt: skip
         self.ready.set()
 
-    async def _open_stores(self) -> RocksStores | None:
-        """The trail store, brought up to date with its changelog; None when the trail is kept in memory."""
+    async def _open_stores(self) -> tuple[RocksStores, int]:
+        """The trail store, brought up to date with its changelog, and how many changelog messages that took."""
         settings = self.settings
-        if settings.trail_store != "rocksdb":
-            return None
         path = settings.data_dir / f"trail-{settings.topic_prefix}{settings.consumer_group}"
         recheck_ms = settings.trace.history_retention_ms // 2
         stores = RocksStores(path, recheck_ms)
@@ -330,9 +332,61 @@ class InterceptionWorker(mode.Service):
             stores.close()
             RocksStores.wipe(path)
             stores = RocksStores(path, recheck_ms)
-        self.recovery.changelog_messages = await catch_up(self.bootstrap, self._changelog, stores)
+        applied = await catch_up(self.bootstrap, self._changelog, stores)
         self._stores = stores
-        return stores
+        return stores, applied
+
+    @mode.Service.task
+    async def _keep_warm(self) -> None:
+        """While standing by, follow the trail changelog into this worker's own store: a standby replica.
+
+        A takeover then reads only what the changelog gained since the last poll, not all of it.
+        """
+        settings = self.settings
+        if settings.trail_store != "rocksdb" or not settings.warm_standby:
+            return
+        changelog = TopicPartition(self._changelog, 0)
+        tail: AIOKafkaConsumer | None = None
+        following: RocksStores | None = None  # the store the tail feeds
+        try:
+            while not self.should_stop:
+                if not self._standing_by or self._watch.changed.is_set():
+                    if tail is not None and not self._standing_by:
+                        await tail.stop()
+                        tail = following = None
+                    await self.sleep(0.2)
+                    continue
+                async with self._publishing:  # a takeover's recovery waits for this poll, then closes the store
+                    if not self._standing_by or self._watch.changed.is_set():
+                        continue
+                    if self._stores is None or self._stores is not following:
+                        if tail is not None:
+                            await tail.stop()
+                        if self._stores is None:
+                            try:
+                                await self._open_stores()
+                            except Exception as error:
+                                log.warning("standby: cannot keep the trail store warm (%s); it catches up on takeover",
+                                            error)  # fmt: skip
+                                return
+                        following = self._stores
+                        assert following is not None
+                        tail = AIOKafkaConsumer(
+                            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                            max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                        )  # fmt: skip
+                        await tail.start()
+                        tail.assign([changelog])
+                        tail.seek(changelog, following.changelog_offset())
+                    assert tail is not None and following is not None
+                    for records in (await tail.getmany(changelog, timeout_ms=200)).values():
+                        apply_changelog(following, records)
+                    highwater = tail.highwater(changelog)
+                    if highwater is not None:
+                        self.metrics.standby_changelog_lag.set(max(0, highwater - following.changelog_offset()))
+        finally:
+            if tail is not None:
+                await tail.stop()
 
     def _close_stores(self) -> None:
         if self._stores is not None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka.structs import TopicPartition
 from kafka_client import assert_versions_consistent, collect, produce, read_all, wait_consumed
 from test_worker_restart import _final, _oracle, _scenario, _start_worker
 
 from pipeline.metrics import Metrics
+from pipeline.recovery import high_water
 from pipeline.settings import Settings
+from pipeline.topics import TRAIL_CHANGELOG
 from pipeline.worker import InterceptionWorker
 from pipeline.worker_process import kill_worker
 
@@ -86,3 +90,44 @@ async def test_a_worker_killed_every_few_seconds_ends_with_the_right_holds(setti
         kill_worker(last)
     assert time.monotonic() - started < 120
     assert_versions_consistent(actions)
+
+
+@pytest.mark.parametrize("warm", [True, False])
+async def test_a_warm_standby_follows_the_changelog_so_its_takeover_reads_only_the_tail(
+    settings: Settings, tmp_path: Path, warm: bool
+) -> None:
+    bootstrap = settings.bootstrap_servers or ""
+    events = _scenario(settings)
+    half = len(events) // 2
+    changelog = TopicPartition(settings.topic(TRAIL_CHANGELOG), 0)
+    active = await _run_until_consumed(settings, [], 0)
+    standby_settings = settings.with_overrides(data_dir=tmp_path / "standby-disk", warm_standby=warm)
+    standby = await _run_until_consumed(standby_settings, [], 0)
+    try:
+        await produce(bootstrap, events[:half])
+        await wait_consumed(active.metrics.registry, half)
+        logged = await high_water(bootstrap, changelog)
+        assert logged > 0
+        if warm:
+            await _until(lambda: standby._stores is not None and standby._stores.changelog_offset() == logged)
+            assert standby.metrics.registry.get_sample_value("interceptor_standby_changelog_lag") == 0
+        await active.stop()
+        await produce(bootstrap, events[half:])
+        await wait_consumed(standby.metrics.registry, len(events) - half, timeout_s=60)
+        recovery = standby.recovery
+        assert recovery.changelog_messages == (0 if warm else logged)
+        assert recovery.replayed[settings.topic_prefix + "bank-transactions"] == 0
+    finally:
+        await standby.stop()
+        if not active.should_stop:
+            await active.stop()
+    actions = await read_all(bootstrap, settings.topic_prefix + "freeze-actions")
+    assert _final(actions) == _oracle(settings, events)
+    assert_versions_consistent(actions)
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

@@ -177,7 +177,8 @@ async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_le
     events = _scenario(settings)
     half = len(events) // 2
     active = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
-    standby = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    standby_settings = settings.with_overrides(data_dir=settings.data_dir / "standby")  # a worker's disk is its own
+    standby = InterceptionWorker(standby_settings, bootstrap, Metrics(settings.consumer_group))
     await active.start()
     await asyncio.wait_for(active.ready.wait(), timeout=30)
     await standby.start()
