@@ -186,7 +186,8 @@ async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_le
         await asyncio.wait_for(standby.ready.wait(), timeout=30)  # it has joined the group, with nothing assigned
         await produce(bootstrap, events[:half])
         await wait_consumed(active.metrics.registry, half)
-        every_input_partition = sum(topic.partitions for topic in INPUT_TOPICS)
+        # Every input topic's partitions, and each requester's own release-requests topic (one partition each).
+        every_input_partition = sum(topic.partitions for topic in INPUT_TOPICS) + len(settings.release_request_topics)
         assert active._consumer and len(active._consumer.assignment()) == every_input_partition
         assert standby._consumer and standby._consumer.assignment() == set()
         await active.stop()
