@@ -27,11 +27,11 @@ from pathlib import Path
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 
 from pipeline.broker import create_topics
 from pipeline.errors import BrokerError, InterceptorError
+from pipeline.kafka import connect
 from pipeline.topics import BANK_TRANSACTIONS
 
 # Tansu holds a new member in the join for half the session timeout; keep both short.
@@ -66,7 +66,7 @@ async def fill_topic(bootstrap: str, topic: str, payloads: Iterable[bytes], part
     sent when full: the producer's per-message ``send`` is several times slower on Tansu.
     """
     await create_topics(bootstrap, [replace(BANK_TRANSACTIONS, name=topic, partitions=partitions)])
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=_BATCH_BYTES)
+    producer = connect(bootstrap).producer(acks=1, linger_ms=20, max_batch_size=_BATCH_BYTES)
     await producer.start()
     try:
         partition_ids = sorted(await producer.partitions_for(topic))
@@ -92,9 +92,8 @@ async def measure_bare_aiokafka(
     bootstrap: str, topic: str, expected: int, *, timeout: float = DEFAULT_TIMEOUT_S
 ) -> Throughput:
     """Read ``expected`` messages from the start of ``topic`` with a fresh group, ``orjson.loads`` each, commit."""
-    consumer = AIOKafkaConsumer(
+    consumer = connect(bootstrap).consumer(
         topic,
-        bootstrap_servers=bootstrap,
         group_id=f"bench-bare-aiokafka-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -160,7 +159,7 @@ async def measure_naive_faust(
 
 
 async def _partition_count(bootstrap: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = connect(bootstrap).admin()
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])

@@ -34,6 +34,7 @@ from connectors.scam_world import ScamWorld
 from connectors.scenario import load_scenario
 from pipeline.bench_retrace import consumed_records, percentile
 from pipeline.broker import create_topics
+from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
 from pipeline.recovery import partitions_of, read_partitions
 from pipeline.settings import Settings
@@ -73,7 +74,7 @@ async def measure_national(
     """Both phases against one in-process worker; the topics under ``settings.topic_prefix`` must exist and be empty."""
     backlog, paced = messages[: len(messages) * 2 // 3], messages[len(messages) * 2 // 3 :]
     topics = [settings.topic(spec) for spec in INPUT_TOPICS]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
+    producer = KafkaConnection.of(settings, bootstrap).producer(linger_ms=5, max_batch_size=1 << 20)
     await producer.start()
     metrics = Metrics(settings.consumer_group)
     worker = InterceptionWorker(settings, bootstrap, metrics)
@@ -135,8 +136,10 @@ async def _first_freeze_ms(settings: Settings, bootstrap: str, sent_at: dict[str
                     first[report_id] = record.timestamp
 
     topic = settings.topic(FREEZE_ACTIONS)
-    partitions = await partitions_of(bootstrap, topic)
-    await read_partitions(bootstrap, {TopicPartition(topic, p): None for p in partitions}, take)
+    partitions = await partitions_of(KafkaConnection.of(settings, bootstrap), topic)
+    await read_partitions(
+        KafkaConnection.of(settings, bootstrap), {TopicPartition(topic, p): None for p in partitions}, take
+    )
     return sorted(float(first[report_id] - sent_at[report_id]) for report_id in first)
 
 
@@ -151,7 +154,7 @@ async def national_figures(settings: Settings, bootstrap: str) -> dict[str, floa
     """(j) for ``interceptor bench``: prints its line and returns its figures."""
     run = uuid.uuid4().hex[:8]
     national = settings.with_overrides(topic_prefix=f"bench-{run}-national.", consumer_group=f"bench-{run}-national")
-    await create_topics(bootstrap, TOPICS, national.topic_prefix)
+    await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, national.topic_prefix)
     with tempfile.TemporaryDirectory() as workdir:
         figures = await measure_national(
             national.with_overrides(data_dir=Path(workdir)), bootstrap, national_messages()

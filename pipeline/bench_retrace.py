@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from pipeline.interception import Interception
+from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, FREEZE_ACTIONS, VICTIM_REPORTS, TopicSpec
@@ -289,9 +290,9 @@ async def measure_fan_in_end_to_end(settings: Settings, bootstrap: str, victims:
     metrics = Metrics(settings.consumer_group)
     worker = InterceptionWorker(settings, bootstrap, metrics)
     await worker.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
-    watcher = AIOKafkaConsumer(
-        settings.topic(FREEZE_ACTIONS), bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=5
+    producer = KafkaConnection.of(settings, bootstrap).producer(linger_ms=5, max_batch_size=1 << 20)
+    watcher = KafkaConnection.of(settings, bootstrap).consumer(
+        settings.topic(FREEZE_ACTIONS), auto_offset_reset="earliest", fetch_max_wait_ms=5
     )
     await producer.start()
     await watcher.start()

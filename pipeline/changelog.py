@@ -14,6 +14,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from pipeline.kafka import KafkaConnection
 from pipeline.recovery import Records, read_partitions
 from pipeline.trail_store import Change, RocksStores
 
@@ -47,14 +48,14 @@ async def log_changes(
     return None if last is None else last.offset + 1
 
 
-async def catch_up(bootstrap: str, topic: str, stores: RocksStores) -> int:
+async def catch_up(kafka: KafkaConnection | str, topic: str, stores: RocksStores) -> int:
     """Apply the changelog from where the store left off to its end; returns how many messages were applied.
 
     The caller checks first that the store does not claim more of the changelog than the topic holds.
     """
     tp = TopicPartition(topic, 0)
     return await read_partitions(
-        bootstrap,
+        kafka,
         {tp: None},
         lambda records: apply_changelog(stores, records),
         start_at={tp: stores.changelog_offset()},

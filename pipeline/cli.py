@@ -52,11 +52,13 @@ def cmd_broker(args: argparse.Namespace) -> None:
 
 def cmd_topics_create(args: argparse.Namespace) -> None:
     from pipeline.broker import create_topics
+    from pipeline.kafka import KafkaConnection
     from pipeline.topics import TOPICS
 
     settings = _settings(args)
     bootstrap = _require_bootstrap(settings)
-    created = asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor))
+    kafka = KafkaConnection.of(settings, bootstrap)
+    created = asyncio.run(create_topics(kafka, TOPICS, settings.topic_prefix, settings.replication_factor))
     print(f"created: {', '.join(created) or 'nothing, all topics exist'}")
 
 
@@ -69,6 +71,7 @@ def cmd_topics_table(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     from pipeline.app import create_worker
     from pipeline.broker import create_topics
+    from pipeline.kafka import KafkaConnection
     from pipeline.keys import load_signer, require_real_keys
     from pipeline.topics import TOPICS
 
@@ -76,7 +79,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
     require_real_keys(settings)  # before connecting anywhere: a key problem is said at once, not after a timeout
     load_signer(settings)
     bootstrap = _require_bootstrap(settings)
-    asyncio.run(create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor))
+    asyncio.run(create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, settings.topic_prefix,
+                              settings.replication_factor))  # fmt: skip
     create_worker(settings, bootstrap, loglevel=args.loglevel).execute_from_commandline()
 
 

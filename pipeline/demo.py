@@ -20,12 +20,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.institutions import InstitutionDesk
 from connectors.synthetic_feed import TELECOM_OPERATORS, THAI_INSTITUTIONS, FeedSettings, ScenarioFeed
 from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.errors import InterceptorError
+from pipeline.kafka import KafkaConnection
 from pipeline.settings import Settings
 from pipeline.topics import (
     ACTION_ACKS,
@@ -99,7 +99,9 @@ def run_demo(settings: Settings, duration_s: float | None) -> None:
 
 
 async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) -> None:
-    await create_topics(bootstrap, TOPICS, settings.topic_prefix, settings.replication_factor)
+    await create_topics(
+        KafkaConnection.of(settings, bootstrap), TOPICS, settings.topic_prefix, settings.replication_factor
+    )
     seed = int(time.time())
     desk = InstitutionDesk(seed)
     settings = _register_desk_keys(settings, desk)
@@ -133,12 +135,12 @@ async def _run_feed(
     duration_s: float | None,
     worker: subprocess.Popen[bytes],
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = KafkaConnection.of(settings, bootstrap).producer(linger_ms=5)
     actions_topic, dead_topic = settings.topic(FREEZE_ACTIONS), settings.topic(DEAD_LETTERS)
     suspensions_topic, warnings_topic = settings.topic(SUSPENSION_ACTIONS), settings.topic(VICTIM_WARNINGS)
-    watcher = AIOKafkaConsumer(
+    watcher = KafkaConnection.of(settings, bootstrap).consumer(
         actions_topic, suspensions_topic, warnings_topic, dead_topic,
-        bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=20,
+        auto_offset_reset="latest", fetch_max_wait_ms=20,
     )  # fmt: skip
     await producer.start()
     await watcher.start()

@@ -28,6 +28,7 @@ from pipeline.encode import (
     encode_victim_warning,
 )
 from pipeline.interception import BatchResult
+from pipeline.kafka import KafkaConnection
 from pipeline.keys import load_signer
 from pipeline.partners import addressee_freeze_view, dead_letter_copies
 from pipeline.settings import Settings
@@ -51,9 +52,9 @@ SEND_ATTEMPTS = 5
 
 
 class Publisher:
-    def __init__(self, settings: Settings, bootstrap: str, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: Settings, kafka: KafkaConnection | str, producer: AIOKafkaProducer) -> None:
         self.settings = settings
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.producer = producer
         self._signer = load_signer(settings)
         self._limits = settings.action_limits
@@ -126,7 +127,7 @@ class Publisher:
         topic = self.settings.topic(spec)
         if topic in self._routed:
             return topic
-        await create_topics(self.bootstrap, [spec], self.settings.topic_prefix, self.settings.replication_factor)
+        await create_topics(self.kafka, [spec], self.settings.topic_prefix, self.settings.replication_factor)
         await self.producer.partitions_for(topic)  # a new topic has no leader for a moment
         self._routed.add(topic)
         return topic

@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from pipeline.errors import BrokerError
+from pipeline.kafka import KafkaConnection, connect
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ _FETCH_WAIT_MS = 10  # the broker's default 500 ms wait on an empty or drained p
 
 
 async def read_partitions(
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     stop_at: dict[TopicPartition, int | None],
     apply: Callable[[Records], None],
     timeout_s: float = 600.0,
@@ -36,8 +36,7 @@ async def read_partitions(
     """
     if not stop_at:
         return 0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = connect(kafka).consumer(
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
         fetch_max_wait_ms=_FETCH_WAIT_MS,
@@ -72,8 +71,8 @@ async def read_partitions(
         await consumer.stop()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> set[int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def partitions_of(kafka: KafkaConnection | str, topic: str) -> set[int]:
+    consumer = connect(kafka).consumer()
     await consumer.start()
     try:
         await consumer.topics()
@@ -82,9 +81,9 @@ async def partitions_of(bootstrap: str, topic: str) -> set[int]:
         await consumer.stop()
 
 
-async def high_water(bootstrap: str, tp: TopicPartition, timeout_s: float = 10.0) -> int:
+async def high_water(kafka: KafkaConnection | str, tp: TopicPartition, timeout_s: float = 10.0) -> int:
     """The partition's end, from the high-water mark a fetch response carries."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=_FETCH_WAIT_MS)
+    consumer = connect(kafka).consumer(enable_auto_commit=False, fetch_max_wait_ms=_FETCH_WAIT_MS)
     await consumer.start()
     try:
         consumer.assign([tp])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.encode import ActionLimits
@@ -31,6 +31,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "INTERCEPTOR_BOOTSTRAP_SERVERS", "bootstrap_servers"),
         description="external Kafka cluster; unset = start the embedded Tansu broker where a command needs one",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how every Kafka client connects (pipeline/kafka.py); Tansu: PLAINTEXT"
+    )
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to trust; unset: the system's")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate, for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="the client certificate's private key")
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     consumer_group: str = "interceptor"
     topic_prefix: str = Field(
         default="", pattern=r"^[A-Za-z0-9._-]*$", description="prepended to every catalogue topic (tests, tenants)"
@@ -146,6 +156,18 @@ class Settings(BaseSettings):
         "replica), so a takeover reads only the changelog's tail; false: it catches up when it takes over",
     )
     embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port")
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        credentials = self.kafka_sasl_username and self.kafka_sasl_password
+        if self.kafka_security_protocol.startswith("SASL") and not credentials:
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_username and "
+                "kafka_sasl_password (INTERCEPTOR_KAFKA_SASL_USERNAME, INTERCEPTOR_KAFKA_SASL_PASSWORD)"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile go together (mutual TLS)")
+        return self
 
     @property
     def trace(self) -> TraceSettings:

@@ -43,6 +43,7 @@ from pipeline.broker import create_topics
 from pipeline.changelog import apply_changelog, catch_up, log_changes
 from pipeline.encode import restore_freeze_order, restore_grant, restore_suspension, restore_warning
 from pipeline.interception import BatchResult, Interception, IssuedAction
+from pipeline.kafka import KafkaConnection
 from pipeline.keys import load_institution_keys, require_real_keys
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
@@ -100,7 +101,7 @@ class InterceptionWorker(mode.Service):
         require_real_keys(settings)  # before anything connects: a worker signing with a public key is refused
         super().__init__(**kwargs)
         self.settings = settings
-        self.bootstrap = bootstrap
+        self.kafka = KafkaConnection.of(settings, bootstrap)
         self.metrics = metrics
         self._institution_keys = load_institution_keys(settings)  # read once: a bad registry fails the start
         self.interception = Interception(settings, institution_keys=self._institution_keys)
@@ -120,11 +121,8 @@ class InterceptionWorker(mode.Service):
 
     async def on_start(self) -> None:
         settings = self.settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", linger_ms=2, max_batch_size=1 << 20
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        self._producer = self.kafka.producer(acks="all", linger_ms=2, max_batch_size=1 << 20)
+        self._consumer = self.kafka.consumer(
             group_id=settings.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -137,10 +135,10 @@ class InterceptionWorker(mode.Service):
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         await self._producer.start()
-        self._publisher = Publisher(settings, self.bootstrap, self._producer)
+        self._publisher = Publisher(settings, self.kafka, self._producer)
         # Each requester's own release-requests topic (broker ACLs let only it write there) must exist to be read.
         requesters = [addressee_spec(RELEASE_REQUESTS, r) for r in settings.release_request_topics]
-        await create_topics(self.bootstrap, requesters, settings.topic_prefix, settings.replication_factor)
+        await create_topics(self.kafka, requesters, settings.topic_prefix, settings.replication_factor)
         await self._consumer.start()
         # By pattern: institutions' own ack topics (action-acks.<institution>) are picked up as they are
         # created, within metadata_max_age_ms; taking one up is a rebalance, so the worker recovers.
@@ -282,9 +280,9 @@ class InterceptionWorker(mode.Service):
             (VICTIM_WARNINGS, restore_warning),
         ):
             topic = self.settings.topic(spec)
-            partitions = await partitions_of(self.bootstrap, topic)
+            partitions = await partitions_of(self.kafka, topic)
             restored += await read_partitions(
-                self.bootstrap,
+                self.kafka,
                 {TopicPartition(topic, p): None for p in partitions},
                 lambda records, read=read: self._restore(records, read),  # type: ignore[misc]
             )
@@ -306,7 +304,7 @@ class InterceptionWorker(mode.Service):
                 recovery.replayed[records[0].topic] += len(records)
                 self.interception.ingest(records, scratch)
 
-        await read_partitions(self.bootstrap, dict(committed), replay, start_at=start_at)
+        await read_partitions(self.kafka, dict(committed), replay, start_at=start_at)
         self.interception.rebuild(now_ms=_now_ms())
         for tp in assigned - committed.keys():
             consumer.seek(tp, (await consumer.committed(tp)) or 0)
@@ -326,13 +324,13 @@ class InterceptionWorker(mode.Service):
         path = settings.data_dir / f"trail-{settings.topic_prefix}{settings.consumer_group}"
         recheck_ms = settings.trace.history_retention_ms // 2
         stores = RocksStores(path, recheck_ms)
-        end = await high_water(self.bootstrap, TopicPartition(self._changelog, 0))
+        end = await high_water(self.kafka, TopicPartition(self._changelog, 0))
         if stores.changelog_offset() > end:
             log.warning("the trail store at %s is ahead of its changelog (another cluster?): rebuilding it", path)
             stores.close()
             RocksStores.wipe(path)
             stores = RocksStores(path, recheck_ms)
-        applied = await catch_up(self.bootstrap, self._changelog, stores)
+        applied = await catch_up(self.kafka, self._changelog, stores)
         self._stores = stores
         return stores, applied
 
@@ -371,8 +369,8 @@ class InterceptionWorker(mode.Service):
                                 return
                         following = self._stores
                         assert following is not None
-                        tail = AIOKafkaConsumer(
-                            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                        tail = self.kafka.consumer(
+                            enable_auto_commit=False, auto_offset_reset="earliest",
                             max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=settings.fetch_max_wait_ms,
                         )  # fmt: skip
                         await tail.start()
@@ -416,8 +414,8 @@ class InterceptionWorker(mode.Service):
 
         for spec, take in ((RELEASE_ANSWERS, take_answers), (HELD_ACTIONS, take_held)):
             topic = self.settings.topic(spec)
-            partitions = await partitions_of(self.bootstrap, topic)
-            await read_partitions(self.bootstrap, {TopicPartition(topic, p): None for p in partitions}, take)
+            partitions = await partitions_of(self.kafka, topic)
+            await read_partitions(self.kafka, {TopicPartition(topic, p): None for p in partitions}, take)
         for topic, value in held.values():
             read = restore_freeze_order if topic == FREEZE_ACTIONS.name else restore_suspension
             self.interception.restore_held(read(value))

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pytest
 from aiokafka.admin import NewTopic
 
-from pipeline import broker
+from pipeline import kafka
 from pipeline.publisher import Publisher
 from pipeline.settings import Settings
 from pipeline.topics import FREEZE_ACTIONS, addressee_spec
@@ -43,7 +43,7 @@ async def test_a_per_addressee_topic_is_created_once_with_the_replication_factor
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(RecordingAdmin, "created", [])
-    monkeypatch.setattr(broker, "AIOKafkaAdminClient", RecordingAdmin)
+    monkeypatch.setattr(kafka, "AIOKafkaAdminClient", RecordingAdmin)
     settings = Settings(topic_prefix="t.", replication_factor=3)
     publisher = Publisher(settings, "kafka:9092", Producer())  # type: ignore[arg-type]
 
