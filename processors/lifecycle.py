@@ -110,7 +110,8 @@ class AckOutcome:
 class AckRefused:
     """An ack we cannot match to an action we issued: a dead letter for the sender."""
 
-    reason: str  # unknown_action, unknown_version, wrong_addressee, unknown_status, expired_action
+    reason: str  # unknown_action (also: another institution's), unknown_version, wrong_addressee, unknown_status,
+    # expired_action
     error: str
 
 
@@ -239,10 +240,13 @@ class ActionLifecycle:
     def acknowledge(self, ack: Ack) -> AckOutcome | AckRefused:
         """Apply an institution's ack, or refuse it with a sentence the sender can act on."""
         action = self._actions.get(ack.action_id)
-        if action is None:
+        if action is None or all(addressee != ack.addressee for _, addressee, _ in action.eras):
+            # One answer whether the action does not exist or is another institution's: ids follow from
+            # account numbers, so any other answer would tell a prober which accounts are frozen.
             return AckRefused(
                 "unknown_action",
-                f"{ack.action_id!r} is not an action_id we issued; acknowledge the action_id exactly as received",
+                f"{ack.action_id!r} is not an action_id we issued to {ack.addressee!r}; acknowledge the action_id "
+                "exactly as received",
             )
         if not 1 <= ack.version <= action.version:
             return AckRefused(

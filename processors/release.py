@@ -3,7 +3,8 @@
 Rules (README, *Release and appeal*):
 
 - **Who may ask.** The action's addressee (the institution holding the account, the operator or
-  platform) or the war room. Anyone else is refused (``not_addressee``).
+  platform) or the war room. Anyone else gets the answer for an action that does not exist
+  (``unknown_action``): action ids follow from account numbers, so nothing else may tell them apart.
 - **Appeal.** Refused (``reports_still_arriving``) while new reports keep arriving for the target:
   a report behind the action, still in force, that reached the broker at or after ``quiet_period``
   before the request did. Granted otherwise: the action book issues a ``released`` version. An
@@ -39,7 +40,8 @@ class ReleaseDecision:
 
     request: ReleaseRequest
     granted: bool
-    reason: str  # granted, unknown_action, expired_action, not_addressee, already_released, reports_still_arriving
+    reason: str  # granted, unknown_action (also: another institution's), expired_action, already_released,
+    # reports_still_arriving
     explanation: str
     released_version: int | None = None
 
@@ -83,15 +85,13 @@ class ReleaseDesk:
         ``action`` is the action's last version; ``arrival`` tells when each report behind it arrived.
         """
         action_id = request.action_id
-        if action is None:
-            return _refused(request, "unknown_action", f"{action_id!r} is not an action in force")
-        if request.requester not in (self.war_room, partner_id(_addressee(action))):
+        if action is None or request.requester not in (self.war_room, partner_id(_addressee(action))):
+            # One answer whether the action does not exist or is another institution's: ids follow from
+            # account numbers, so any other answer would tell a prober which accounts are frozen.
             return _refused(
-                request,
-                "not_addressee",
-                f"action {action_id} is addressed to {_addressee(action)!r}: only it or the war room may ask to "
-                "release it",
-            )
+                request, "unknown_action", f"{action_id!r} is not an action in force that {request.requester!r} may "
+                "release: only its addressee or the war room may ask",
+            )  # fmt: skip
         if action.status != "active":
             return _refused(request, "already_released", f"action {action_id} version {action.version} is released")
         since = request.received_at_ms - self.quiet_period_ms

@@ -171,8 +171,8 @@ class ReleaseAnswer(OutputModel):
     requester: str
     decision: Literal["granted", "refused"]
     reason: str = Field(
-        description="granted, or why not: reports_still_arriving, not_addressee, already_released, unknown_action, "
-        "expired_action"
+        description="granted, or why not: reports_still_arriving, already_released, unknown_action (no such action, "
+        "or not the requester's), expired_action"
     )
     explanation: str = Field(description="the decision in a sentence the requester can act on")
     released_version: int | None = Field(description="granted: the version of the action that lifts it")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import pytest
@@ -277,16 +277,18 @@ def test_an_ack_for_a_version_never_issued_is_refused(version: int) -> None:
     assert "latest issued is 2" in refusal.error
 
 
-def test_an_ack_from_another_institution_is_refused_without_naming_the_addressee() -> None:
+def test_an_ack_from_another_institution_is_answered_as_if_the_action_did_not_exist() -> None:
+    """Action ids follow from account numbers: a different answer would tell a prober which accounts are frozen."""
     life = ActionLifecycle()
     issue(life, addressee="KBANK")
     assert life.due(T0 + 6 * MINUTE) == ["frz-1"]
 
     refusal = refused(life, ack(addressee="SCB", amount="500.00"))
+    never_issued = refused(life, ack(action_id="frz-2", addressee="SCB", amount="500.00"))
 
-    assert refusal.reason == "wrong_addressee"
-    assert "'SCB'" in refusal.error
-    assert "KBANK" not in refusal.error
+    assert refusal.reason == never_issued.reason == "unknown_action"
+    assert refusal.error == never_issued.error.replace("frz-2", "frz-1")
+    assert "KBANK" not in refusal.error and "version" not in refusal.error
     assert life.due(T0 + 6 * MINUTE) == ["frz-1"]
     assert life.money_held() == {}
 

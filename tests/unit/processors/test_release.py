@@ -108,7 +108,7 @@ def test_an_expired_report_no_longer_counts_as_arriving() -> None:
 def test_only_the_addressee_or_the_war_room_may_ask() -> None:
     world = World({"r1": NOW - 30 * HOUR})
 
-    assert world.ask(request(NOW, requester="scb"))[1] == "not_addressee"
+    assert world.ask(request(NOW, requester="scb"))[1] == "unknown_action"  # as if it did not exist: no probing
     assert world.ask(request(NOW, requester="war-room"))[:2] == (True, "granted")
 
 
