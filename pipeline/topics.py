@@ -158,7 +158,7 @@ RELEASE_REQUESTS = TopicSpec(
     1,
     90 * DAY_MS,
     ReleaseRequest,
-    "requests to lift an action; accepted only on the requester's own topic until requests are signed",
+    "requests to lift an action, signed with the requester's registered key (or on its own topic)",
     partner_copies=PartnerCopies(
         "requester",
         "one topic per requester (`release_requesters`), which broker ACLs restrict to it: who may write there is "

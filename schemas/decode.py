@@ -6,6 +6,7 @@ processors or a ``Rejection`` that the pipeline turns into a dead letter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -141,24 +142,31 @@ def decode_action_ack(raw: bytes, max_bytes: int, received_at_ms: int) -> Ack | 
 
 
 def decode_release_request(
-    raw: bytes, max_bytes: int, received_at_ms: int, authenticated_as: str | None
+    raw: bytes,
+    max_bytes: int,
+    received_at_ms: int,
+    authenticated_as: str | None,
+    signed_by: Callable[[str, bytes], bool] = lambda requester, raw: False,
 ) -> ReleaseRequest | Rejection:
     """A request as authenticated: ``authenticated_as`` is the partner whose own topic carried it.
 
-    None (the shared topic) authenticates nobody: requests are not signed yet, so only a partner's
-    own topic, which broker ACLs restrict to it, says who asks.
+    None (the shared topic) authenticates the requester only by a signature: ``signed_by(requester,
+    raw)`` says whether one of the requester's registered keys signed the raw message.
     """
     if len(raw) > max_bytes:
         return _oversized(raw, max_bytes)
     request = _validate(WireReleaseRequest, raw)
     if isinstance(request, Rejection):
         return request
+    requester = partner_id(request.requester)
     if authenticated_as is None:
-        return Rejection(
-            "unauthenticated",
-            "release requests are accepted only on the requester's own topic, release-requests.<requester>",
-        )
-    if partner_id(request.requester) != authenticated_as:
+        if requester is None or not signed_by(requester, raw):
+            return Rejection(
+                "unauthenticated",
+                f"the request is not signed by a key registered for {request.requester!r} (Ed25519, kid and "
+                "signature as for acks): sign it, or send it on release-requests.<requester>",
+            )
+    elif requester != authenticated_as:
         return Rejection(
             "unauthenticated",
             f"requester: {request.requester!r} cannot ask on the topic of {authenticated_as!r}; "
@@ -167,7 +175,7 @@ def decode_release_request(
     return ReleaseRequest(
         request_id=request.request_id,
         action_id=request.action_id,
-        requester=authenticated_as,
+        requester=requester,
         reason=request.reason,
         requested_at_ms=request.requested_at,
         received_at_ms=received_at_ms,

@@ -165,10 +165,18 @@ class ReleaseRequest(WireModel):
     request_id: Identifier = Field(description="the requester's own id for the request; the answer carries it")
     action_id: Identifier
     requester: Identifier = Field(
-        description="who asks, as named in the actions (the addressee, or the war room); it must be the partner "
-        "whose topic release-requests.<requester> carries the request"
+        description="who asks, as named in the actions (the addressee, or the war room); on release-requests.<x> "
+        "it must be x, on the shared release-requests the request must be signed with a key registered for it"
     )
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
         description="why the hold or suspension should be lifted, for the war room's record"
     )
     requested_at: Timestamp
+    kid: Identifier | None = Field(
+        default=None, description="on release-requests: the id of the requester's registered Ed25519 key that signed"
+    )
+    signature: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None,
+        description="on release-requests: ed25519=<base64url> over the request's canonical JSON (everything but "
+        "signature, kid included), as for acks. Not needed on release-requests.<requester>",
+    )

@@ -95,3 +95,43 @@ def test_a_forged_ack_is_dead_lettered_as_unauthenticated_and_changes_nothing(
     assert rejected.rejection.reason == "unauthenticated" and error in rejected.rejection.error
     assert result.acks == [] and interception.lifecycle.money_held() == held_before
     assert _escalated(interception, order), "the order is still chased"
+
+
+def _appeal(order: FreezeOrder, requester: str = "KBANK") -> dict[str, Any]:
+    return {"request_id": f"{requester}-APPEAL-1", "action_id": order.action_id, "requester": requester,
+            "reason": "the customer showed the money is a salary", "requested_at": "2026-11-24T06:10:00Z"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("message", "answered"),
+    [
+        pytest.param(lambda appeal: KBANK.signed(appeal), True, id="signed with the requester's key"),
+        pytest.param(lambda appeal: appeal, False, id="unsigned"),
+        pytest.param(lambda appeal: SCB.signed(appeal), False, id="signed with another institution's key"),
+        pytest.param(lambda appeal: STRANGER.signed(appeal), False, id="signed with an unregistered key"),
+        pytest.param(lambda appeal: {**KBANK.signed(appeal), "reason": "changed"}, False, id="tampered"),
+    ],
+)
+def test_a_release_request_on_the_shared_topic_counts_only_if_the_requester_signed_it(
+    message: Callable[[dict], dict], answered: bool
+) -> None:
+    interception, order = _started()
+
+    result = interception.process([_on("release-requests", message(_appeal(order)))], T)
+
+    if answered:  # authenticated, then decided: the report behind the order has only just arrived
+        assert result.rejected == []
+        assert [(a.request.requester, a.reason) for a in result.answers] == [("kbank", "reports_still_arriving")]
+    else:
+        assert [r.rejection.reason for r in result.rejected] == ["unauthenticated"] and result.answers == []
+    assert interception.actions.last(order.action_id) == order  # nothing released either way
+
+
+def test_a_signed_request_for_another_institutions_action_is_answered_as_if_it_did_not_exist() -> None:
+    interception, order = _started()
+
+    result = interception.process([_on("release-requests", SCB.signed(_appeal(order, requester="SCB")))], T)
+
+    assert result.rejected == []
+    [answer] = result.answers
+    assert (answer.granted, answer.reason) == (False, "unknown_action") and "KBANK" not in answer.explanation
