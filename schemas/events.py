@@ -139,7 +139,21 @@ class TelecomEvent(WireModel):
         return self
 
 
-class ActionAck(WireModel):
+class PartnerSigned(WireModel):
+    """A partner's message that, on the shared topic, proves its sender by a signature (README, *Acks*)."""
+
+    kid: Identifier | None = Field(
+        default=None, description="on the shared topic: the id of the sender's registered Ed25519 key that signed"
+    )
+    signature: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None,
+        description="on the shared topic: ed25519=<base64url> over the message's canonical JSON (everything but "
+        "signature, kid included; amounts as decimal strings), as for actions. Not needed on the sender's own "
+        "topic (<topic>.<sender>)",
+    )
+
+
+class ActionAck(PartnerSigned):
     """An institution's answer to an action version it received."""
 
     action_id: Identifier
@@ -149,17 +163,9 @@ class ActionAck(WireModel):
     amount_held: Amount | None = Field(default=None, description="freeze actions: what the institution now holds")
     acked_at: Timestamp
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
-    kid: Identifier | None = Field(
-        default=None, description="on action-acks: the id of the addressee's registered Ed25519 key that signed"
-    )
-    signature: Annotated[str, StringConstraints(max_length=200)] | None = Field(
-        default=None,
-        description="on action-acks: ed25519=<base64url> over the ack's canonical JSON (everything but signature, "
-        "kid included; amounts as decimal strings), as for actions. Not needed on action-acks.<institution>",
-    )
 
 
-class ReleaseRequest(WireModel):
+class ReleaseRequest(PartnerSigned):
     """A request to lift an action (an appeal): from the action's addressee, or from the war room."""
 
     request_id: Identifier = Field(description="the requester's own id for the request; the answer carries it")
@@ -172,11 +178,3 @@ class ReleaseRequest(WireModel):
         description="why the hold or suspension should be lifted, for the war room's record"
     )
     requested_at: Timestamp
-    kid: Identifier | None = Field(
-        default=None, description="on release-requests: the id of the requester's registered Ed25519 key that signed"
-    )
-    signature: Annotated[str, StringConstraints(max_length=200)] | None = Field(
-        default=None,
-        description="on release-requests: ed25519=<base64url> over the request's canonical JSON (everything but "
-        "signature, kid included), as for acks. Not needed on release-requests.<requester>",
-    )
