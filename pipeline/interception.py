@@ -195,7 +195,7 @@ class Interception:
             return
         outcome = self.lifecycle.acknowledge(ack)
         if isinstance(outcome, AckRefused):
-            if outcome.reason == "unknown_action" and self.actions.retired(ack.action_id):
+            if outcome.reason == "unknown_action" and self.actions.retired(ack.action_id, ack.addressee.__eq__):
                 outcome = expired_action(ack.action_id)
             result.rejected.append(Rejected(record, Rejection(outcome.reason, outcome.error)))
         else:
@@ -240,8 +240,10 @@ class Interception:
         if decision is None:
             action = self.actions.last(request.action_id)
             decision = self.releases.refusal(request, action, self._report_arrival)
-            if decision is not None and decision.reason == "unknown_action" and self.actions.retired(request.action_id):
-                decision = replace(decision, reason="expired_action")
+            if decision is not None and decision.reason == "unknown_action":
+                war_room, requester = self.releases.war_room, request.requester
+                if self.actions.retired(request.action_id, lambda to: requester in (war_room, partner_id(to))):
+                    decision = replace(decision, reason="expired_action")
         if decision is None:
             released = self.actions.withdraw(request.action_id, now_ms, appeal_reason(request))
             assert released is not None  # refusal() checked that its last version is active

@@ -46,6 +46,8 @@ class Action(Protocol):
     def fingerprint(self) -> Hashable: ...
     @property
     def report_ids(self) -> tuple[str, ...]: ...  # the reports behind it; none for a released version
+    @property
+    def addressee(self) -> str: ...  # who acts on it
 
     def escalated(self, level: int, now_ms: int) -> Self | None:
         """This order re-issued after missing its SLA ``level`` times; None for a kind never escalated."""
@@ -82,7 +84,8 @@ class ActionBook:
 
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
-        self._retired: dict[str, int] = {}  # forgotten action_id -> its last version: versions keep rising
+        # Forgotten action_id -> its last version (versions keep rising) and its addressee.
+        self._retired: dict[str, tuple[int, str]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -185,12 +188,17 @@ class ActionBook:
             a for a, entry in self._entries.items() if _done(entry.order, expired, unseen_before_ms, released_before_ms)
         ]
         for action_id in gone:
-            self._retired[action_id] = self._entries.pop(action_id).order.version
+            order = self._entries.pop(action_id).order
+            self._retired[action_id] = (order.version, order.addressee)
         return gone
 
-    def retired(self, action_id: str) -> bool:
-        """Whether ``forget`` dropped the action (and nothing called for it since)."""
-        return action_id in self._retired
+    def retired(self, action_id: str, addressee: Callable[[str], bool]) -> bool:
+        """Whether ``forget`` dropped the action (and nothing called for it since), if ``addressee`` says it was its.
+
+        Nobody else learns that it ever existed: action ids follow from account numbers.
+        """
+        retired = self._retired.get(action_id)
+        return retired is not None and addressee(retired[1])
 
     def _adopt_if_same(self, entry: _Entry, order: Action) -> bool:
         """Whether the order says what the last version says; if so, it replaces a copy only read back."""
@@ -202,7 +210,7 @@ class ActionBook:
         return True
 
     def _issue(self, action_id: str, entry: _Entry | None, order: A) -> A:
-        last = self._retired.pop(action_id, 0) if entry is None else entry.order.version
+        last = self._retired.pop(action_id, (0, ""))[0] if entry is None else entry.order.version
         issued = replace(order, version=last + 1)
         if entry is None:
             self._entries[action_id] = _Entry(issued, decided=True, escalation=0)

@@ -204,6 +204,10 @@ class WarningOrder:
         return self.warning_id
 
     @property
+    def addressee(self) -> str:
+        return self.operator
+
+    @property
     def fingerprint(self) -> WarningFingerprint:
         return (
             self.status,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_interception_expiry import FIRST, SETTINGS, T, _ack, _freeze
+from test_interception_expiry import EXPIRES, FIRST, SETTINGS, T, _ack, _freeze
 
 from pipeline.interception import Interception
 from processors.freeze_orders import FreezeOrder
@@ -135,3 +135,15 @@ def test_a_signed_request_for_another_institutions_action_is_answered_as_if_it_d
     assert result.rejected == []
     [answer] = result.answers
     assert (answer.granted, answer.reason) == (False, "unknown_action") and "KBANK" not in answer.explanation
+
+
+def test_only_the_addressee_learns_that_a_forgotten_action_expired() -> None:
+    interception, order = _started()
+    interception.expire(EXPIRES)
+    late = _ack(order, "100.00")
+
+    own = interception.process([_on(KBANK_OWN, late)], EXPIRES)
+    probe = interception.process([_on(SCB_OWN, {**late, "addressee": "SCB"})], EXPIRES)
+
+    assert [r.rejection.reason for r in own.rejected] == ["expired_action"]
+    assert [r.rejection.reason for r in probe.rejected] == ["unknown_action"]  # as for an id never issued

@@ -230,7 +230,8 @@ def test_forget_drops_only_actions_whose_reports_all_expired_and_issues_nothing(
 
     assert forget(book, {"r1"}) == ["frz-old"]
 
-    assert book.last("frz-old") is None and book.retired("frz-old")
+    assert book.last("frz-old") is None and book.retired("frz-old", "KBANK".__eq__)
+    assert not book.retired("frz-old", "SCB".__eq__)  # another institution does not learn it ever existed
     assert book.last("sus-1") == shared and book.last("wrn-1") == warned  # in force: untouched, same version
     assert len(book) == 2
     assert book.withdraw("frz-old", NOW) is None and book.escalate("frz-old", NOW) is None  # nothing to release
@@ -262,6 +263,6 @@ def test_versions_keep_rising_when_a_forgotten_action_is_called_for_again() -> N
 
     again = book.propose(replace(freeze(hold=10_000), report_ids=("r9",)))
     assert again is not None and again.version == 3  # never a version 1 that consumers keeping the highest ignore
-    assert not book.retired("frz-1")
+    assert not book.retired("frz-1", "KBANK".__eq__)
     later = book.propose(replace(freeze(hold=5_000), report_ids=("r9",)))
     assert later is not None and later.version == 4
