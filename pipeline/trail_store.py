@@ -281,6 +281,21 @@ class RocksAccountTransfers:
                     by_txn[txn_id] = record
         return list(by_txn.values())
 
+    def scan(self, account: AccountKey) -> Iterator[Record]:
+        changed = self._changed.get(account) or {}
+        yield from (record for record in changed.values() if record is not None)
+        prefix = self._prefix(account)
+        for key, value in self._stores.scan(prefix):
+            if key[len(prefix) :].decode() not in changed:
+                yield _decode_record(value)
+
+    def record(self, account: AccountKey, txn_id: str) -> Record | None:
+        changed = self._changed.get(account)
+        if changed is not None and txn_id in changed:
+            return changed[txn_id]
+        raw = self._stores.db.get(self._prefix(account) + txn_id.encode())
+        return None if raw is None else _decode_record(raw)
+
     def put(self, account: AccountKey, txn_id: str, record: Record | None, new: bool) -> None:
         changed = self._changed.get(account)
         if changed is None:

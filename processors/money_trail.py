@@ -410,16 +410,19 @@ class AccountTrail:
         first_ms = inbound[0][0] if inbound else UNREACHED
         hub = self._hub(account, first_ms)
         named_by = self._named
-        # A hub's outflows draw nothing, so only the reported ones matter there.
-        outbound = sorted(
-            (
-                record
-                for record in self._outgoing.records(account)
-                if record[2] != account  # a self-transfer moves nothing
-                and ((record[0] >= first_ms and hub is None) or record[5] in named_by)
-            ),
-            key=_in_order,
-        )
+        if hub is None:
+            outbound = sorted(
+                (
+                    record
+                    for record in self._outgoing.records(account)
+                    if record[2] != account  # a self-transfer moves nothing
+                    and (record[0] >= first_ms or record[5] in named_by)
+                ),
+                key=_in_order,
+            )
+        else:  # a hub's outflows draw nothing: only the reported ones matter, read one by one, not its millions
+            found = (self._outgoing.record(account, txn_id) for txn_id in sorted(named_out or ()))
+            outbound = sorted((r for r in found if r is not None and r[2] != account), key=_in_order)
 
         allocation = _Allocation(UNREACHED, hub, {}, {}, {})
         queues: dict[str, list[_Queued]] = {}  # currency -> lots in arrival order
@@ -466,7 +469,7 @@ class AccountTrail:
             return None
         low, high = first_ms - settings.trace_window_ms, first_ms + settings.trace_window_ms
         parties: set[AccountKey] = set()
-        for record in chain(self._outgoing.records(account), self._incoming.records(account)):
+        for record in chain(self._outgoing.scan(account), self._incoming.scan(account)):
             if not low <= record[0] <= high or record[6]:
                 continue  # victims paying a collection account do not make it a hub
             other = record[2] if record[1] == account else record[1]

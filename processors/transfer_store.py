@@ -11,7 +11,7 @@ seconds with tens of millions of transfers keeps them on disk instead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal, Protocol
 
 from processors.records import AccountKey
@@ -40,6 +40,14 @@ class AccountTransfers(Protocol):
     """One direction of an account partition's transfers: each account's records, by txn_id."""
 
     def records(self, account: AccountKey) -> Sequence[Record]: ...
+    def scan(self, account: AccountKey) -> Iterator[Record]:
+        """The account's records one by one, so a caller that has seen enough stops reading (a hub's millions)."""
+        ...
+
+    def record(self, account: AccountKey, txn_id: str) -> Record | None:
+        """The account's record of ``txn_id``, without reading the others."""
+        ...
+
     def put(self, account: AccountKey, txn_id: str, record: Record | None, new: bool) -> None:
         """Set (or drop, with None) the account's record of ``txn_id``; ``new``: it cannot be there yet."""
         ...
@@ -82,6 +90,12 @@ class MemoryAccountTransfers:
 
     def records(self, account: AccountKey) -> Sequence[Record]:
         return self._by_account.get(account, ())
+
+    def scan(self, account: AccountKey) -> Iterator[Record]:
+        return iter(self._by_account.get(account, ()))
+
+    def record(self, account: AccountKey, txn_id: str) -> Record | None:
+        return next((known for known in self._by_account.get(account, ()) if known[5] == txn_id), None)
 
     def put(self, account: AccountKey, txn_id: str, record: Record | None, new: bool) -> None:
         records = self._by_account.get(account)

@@ -24,7 +24,7 @@ from pipeline.interception import BatchResult, Interception
 from pipeline.topics import BANK_TRANSACTIONS
 from pipeline.trail_store import Change, RocksStores
 from processors.money_trail import MoneyTrail, TraceSettings
-from processors.records import Report
+from processors.records import AccountKey, Report, Transfer
 from tests.unit.processors.test_money_trail import report, transfer
 from tests.unit.processors.test_trace_properties import (
     NOW_MS,
@@ -261,3 +261,40 @@ def test_a_store_restored_from_its_changelog_never_reuses_an_index_row_key() -> 
         new = {key for key, value in restored.stage({(BANK, 0): 4}) if key[:1] in b"fo" and value is not None}
         assert new and not new & logged
         restored.close()
+
+
+def test_money_reaching_a_hub_reads_enough_of_its_history_to_call_it_one_not_all_of_it() -> None:
+    """An exchange's account holds millions of transfers: a report reaching it must not read them all."""
+    trace = TraceSettings(hub_counterparties=50)
+    hub = ("bank", "BTKX", "client-funds")
+    with store_directory() as path:
+        stores = RocksStores(path, RECHECK_MS)
+        trail = MoneyTrail(trace, stores=stores)
+        for n in range(5_000):
+            trail.add_transaction(replace_target(transfer(f"d{n}", f"customer-{n}", "x", 100, 1_000 + n), hub))
+        trail.retrace()
+        stores.stage({})
+        stores.flush(None)  # its history on disk, as after any checkpoint
+        paid = transfer("pay", "victim", "mule", 10_000, 10_000)
+        trail.add_transaction(paid)
+        trail.add_transaction(replace_target(transfer("in", "mule", "x", 9_000, 10_500), hub))
+        read = 0
+        scan = stores.scan
+
+        def counted(prefix: bytes, stop: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+            nonlocal read
+            for row in scan(prefix, stop):
+                read += 1
+                yield row
+
+        stores.scan = counted  # type: ignore[method-assign]
+        trail.add_report(report("R1", paid))
+        holding = trail.retrace()[(hub, "THB")]
+
+        assert holding is not None and holding.hub_reason is not None and holding.received == 9_000
+        assert read < 500  # of its 5,000 transfers in
+        stores.close()
+
+
+def replace_target(sent: Transfer, target: AccountKey) -> Transfer:
+    return Transfer(sent.txn_id, sent.source, target, sent.amount, sent.currency, sent.at_ms)
