@@ -269,18 +269,6 @@ class RocksAccountTransfers:
     def _prefix(self, account: AccountKey) -> bytes:
         return self._rows + account_label(account).encode() + b"\x00"
 
-    def records(self, account: AccountKey) -> Sequence[Record]:
-        prefix = self._prefix(account)
-        by_txn = {key[len(prefix) :].decode(): _decode_record(value) for key, value in self._stores.scan(prefix)}
-        changed = self._changed.get(account)
-        if changed:
-            for txn_id, record in changed.items():
-                if record is None:
-                    by_txn.pop(txn_id, None)
-                else:
-                    by_txn[txn_id] = record
-        return list(by_txn.values())
-
     def scan(self, account: AccountKey) -> Iterator[Record]:
         changed = self._changed.get(account) or {}
         yield from (record for record in changed.values() if record is not None)

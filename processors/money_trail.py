@@ -414,7 +414,7 @@ class AccountTrail:
             outbound = sorted(
                 (
                     record
-                    for record in self._outgoing.records(account)
+                    for record in self._outgoing.scan(account)
                     if record[2] != account  # a self-transfer moves nothing
                     and (record[0] >= first_ms or record[5] in named_by)
                 ),

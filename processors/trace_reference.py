@@ -107,14 +107,12 @@ def trace_reference(
                     t.target if t.source == account else t.source
                     for t in ordered
                     if account in (t.source, t.target) and low <= t.at_ms <= high and t.txn_id not in named
-                } - cash_points
+                }
+                parties = {party for party in parties if party[0] != CASH}  # rule 8: ATMs are not counterparties
                 big = len(parties) >= settings.hub_counterparties
                 hubs[account] = hub_reason(False, settings.hub_counterparties) if big else None
         return hubs[account]
 
-    cash_points = {t.target for t in ordered if t.target[0] == CASH} | {
-        t.source for t in ordered if t.source[0] == CASH
-    }
     window = settings.trace_window_ms
     for transfer in ordered:
         source, target, currency = transfer.source, transfer.target, transfer.currency

@@ -11,7 +11,7 @@ seconds with tens of millions of transfers keeps them on disk instead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, Protocol
 
 from processors.records import AccountKey
@@ -39,7 +39,6 @@ class FeedStore(Protocol):
 class AccountTransfers(Protocol):
     """One direction of an account partition's transfers: each account's records, by txn_id."""
 
-    def records(self, account: AccountKey) -> Sequence[Record]: ...
     def scan(self, account: AccountKey) -> Iterator[Record]:
         """The account's records one by one, so a caller that has seen enough stops reading (a hub's millions)."""
         ...
@@ -87,9 +86,6 @@ class MemoryFeed(dict[str, Record]):
 class MemoryAccountTransfers:
     def __init__(self) -> None:
         self._by_account: dict[AccountKey, list[Record]] = {}
-
-    def records(self, account: AccountKey) -> Sequence[Record]:
-        return self._by_account.get(account, ())
 
     def scan(self, account: AccountKey) -> Iterator[Record]:
         return iter(self._by_account.get(account, ()))
