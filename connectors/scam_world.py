@@ -371,16 +371,9 @@ class ScamWorld:
             self.stats["atm withdrawals (off the feed)"] += 1
             return []
         self.stats["atm withdrawals (on the feed)"] += 1
-        self._txns += 1
-        value = {
-            "txn_id": f"{account[1]}-{self._txns:012d}",
-            "from_account": _ref(account),
-            "to_account": {"kind": "cash", "institution": account[1], "account": f"ATM-{self._txns % 997:04d}"},
-            "amount": format_minor_units(moved, THB),
-            "currency": THB,
-            "executed_at": _iso(at),
-        }
-        return [WireEvent(BANK_TRANSACTIONS, orjson.dumps(value), at)]
+        txn_id = self._next_txn_id(account)
+        atm = ("cash", account[1], f"ATM-{self._txns % 997:04d}")
+        return [WireEvent(BANK_TRANSACTIONS, orjson.dumps(_feed_message(txn_id, account, atm, THB, moved, at)), at)]
 
     def _sweep(self, collector: AccountKey, at: int) -> list[WireEvent]:
         gangs, rng = self.scenario.gangs, self._gang_rng
@@ -528,24 +521,34 @@ class ScamWorld:
         case: int | None = None,
     ) -> tuple[WireEvent, dict[str, Any]] | None:
         """Book a transfer and build its bank-feed message; None when the payer holds nothing to send."""
-        self._txns += 1
-        txn_id = f"{source[1]}-{self._txns:012d}"
+        txn_id = self._next_txn_id(source)
         passing_on = case if case is not None and case >= 0 else None
         moved = self.ledger.transfer(
             txn_id, source, target, currency, amount, at, theft_case=theft_case, case=passing_on
         )
         if not moved:
             return None
-        value: dict[str, Any] = {
-            "txn_id": txn_id,
-            "from_account": _ref(source),
-            "to_account": _ref(target),
-            "amount": format_minor_units(moved, currency),
-            "currency": currency,
-            "executed_at": _iso(at),
-        }
+        value = _feed_message(txn_id, source, target, currency, moved, at)
         event = WireEvent(BANK_TRANSACTIONS, orjson.dumps(value), at)
         return event, {**value, "_moved": moved}
+
+    def _next_txn_id(self, source: AccountKey) -> str:
+        self._txns += 1
+        return f"{source[1]}-{self._txns:012d}"
+
+
+def _feed_message(
+    txn_id: str, source: AccountKey, target: AccountKey, currency: str, moved: int, at: int
+) -> dict[str, Any]:
+    """A bank-transactions message, as the source's bank publishes it."""
+    return {
+        "txn_id": txn_id,
+        "from_account": _ref(source),
+        "to_account": _ref(target),
+        "amount": format_minor_units(moved, currency),
+        "currency": currency,
+        "executed_at": _iso(at),
+    }
 
 
 def _slow_median_ms(reports: Reports) -> float:
