@@ -8,7 +8,8 @@ escalations by putting that bank's name in ``addressee``. So an ack counts only 
 - it arrived on ``action-acks`` signed with one of the addressee's registered Ed25519 keys
   (``institution_keys_file``), the same way the war room signs its actions (``schemas/signing.py``).
 
-Anything else is refused as ``unauthenticated`` and changes nothing. Pure: no I/O, no clock.
+Anything else is refused as ``unauthenticated`` and changes nothing. The same registry checks the
+signatures of release requests on the shared topic. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pipeline.topics import ACTION_ACKS, addressee_topic
+from processors.records import partner_id
 from schemas.decode import Rejection
 from schemas.signing import verify_ed25519
 
@@ -31,6 +33,12 @@ class AckAuthentication:
         self.topic_prefix = topic_prefix
         self.shared_topic = topic_prefix + ACTION_ACKS.name
         self.institution_keys = institution_keys
+        self._partner_keys = {partner_id(name): keys for name, keys in institution_keys.items()}
+
+    def signed_by_partner(self, partner: str, raw: bytes) -> bool:
+        """Whether one of the partner's registered keys signed ``raw`` (a release request on the shared topic)."""
+        keys = self._partner_keys.get(partner)
+        return bool(keys) and verify_ed25519(raw, keys)
 
     def is_ack_topic(self, topic: str) -> bool:
         """``action-acks`` or an institution's own ``action-acks.<institution>``."""

@@ -34,7 +34,6 @@ from schemas.decode import (
     decode_telecom_event,
     decode_victim_report,
 )
-from schemas.signing import verify_ed25519
 
 
 class InputRecord(Protocol):
@@ -135,7 +134,6 @@ class Interception:
         for requester, topic in settings.release_request_topics.items():
             self._handlers[topic] = self._release_request_taker(requester)
         self.ack_authentication = AckAuthentication(settings.topic_prefix, institution_keys or {})
-        self._partner_keys = {partner_id(name): keys for name, keys in (institution_keys or {}).items()}
 
     def ingest(self, records: Iterable[InputRecord], result: BatchResult) -> None:
         """Decode and index; bad records become rejections, never exceptions."""
@@ -201,10 +199,6 @@ class Interception:
         else:
             result.acks.append(outcome)
 
-    def _signed_by_partner(self, partner: str, raw: bytes) -> bool:
-        keys = self._partner_keys.get(partner)
-        return bool(keys) and verify_ed25519(raw, keys)
-
     def _release_request_taker(self, requester: str | None) -> Callable[[InputRecord, bytes, BatchResult], None]:
         """The handler of one release-requests topic: ``requester`` is whom it authenticates (None: nobody)."""
 
@@ -212,7 +206,7 @@ class Interception:
             max_bytes = self.settings.max_message_bytes
             request = decode_release_request(
                 raw, max_bytes, received_at_ms=record.timestamp, authenticated_as=requester,
-                signed_by=self._signed_by_partner,
+                signed_by=self.ack_authentication.signed_by_partner,
             )  # fmt: skip
             if isinstance(request, Rejection):
                 result.rejected.append(Rejected(record, request))
