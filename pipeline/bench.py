@@ -115,9 +115,10 @@ async def _bench_durable_state(settings: Settings, bootstrap: str, history: tupl
 
 
 async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[str, float]:
+    kafka = KafkaConnection.of(settings, bootstrap)
     run = uuid.uuid4().hex[:8]
     bench_settings = settings.with_overrides(topic_prefix=f"bench-{run}.", consumer_group=f"bench-{run}")
-    await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, bench_settings.topic_prefix)
+    await create_topics(kafka, TOPICS, bench_settings.topic_prefix)
     topic = bench_settings.topic(BANK_TRANSACTIONS)
     start_ms = int(time.time() * 1000) - 3600_000
     print(f"filling {topic} with {transactions} bank transactions ...", flush=True)
@@ -135,7 +136,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     print(f"(c) naive faust agent    {naive.per_second:>10,.0f} tx/s", flush=True)
 
     latency_settings = settings.with_overrides(topic_prefix=f"bench-{run}-lat.", consumer_group=f"bench-{run}-lat")
-    await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, latency_settings.topic_prefix)
+    await create_topics(kafka, TOPICS, latency_settings.topic_prefix)
     latencies = await _measure_latency(latency_settings, bootstrap, BACKGROUND_TPS)
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print(f"(d) report -> action     p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} reports "
@@ -144,7 +145,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     # past about 60 % of (a) it falls behind a live feed here (README, *Speed*).
     busy_tps = int(pipeline.per_second * 0.5) // 50 * 50
     busy_settings = settings.with_overrides(topic_prefix=f"bench-{run}-busy.", consumer_group=f"bench-{run}-busy")
-    await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, busy_settings.topic_prefix)
+    await create_topics(kafka, TOPICS, busy_settings.topic_prefix)
     with tempfile.TemporaryDirectory() as workdir:
         busy = await _measure_latency(busy_settings, bootstrap, busy_tps, worker_dir=Path(workdir))
     busy_p50, busy_p99 = statistics.median(busy), percentile(busy, 0.99)
@@ -161,7 +162,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
           f"{case.holdings_per_batch:,.0f} holdings changed a batch", flush=True)  # fmt: skip
     fan_in = measure_fan_in(bench_settings, FAN_IN_VICTIMS)
     fan_in_settings = settings.with_overrides(topic_prefix=f"bench-{run}-fan.", consumer_group=f"bench-{run}-fan")
-    await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, fan_in_settings.topic_prefix)
+    await create_topics(kafka, TOPICS, fan_in_settings.topic_prefix)
     end_to_end = await measure_fan_in_end_to_end(fan_in_settings, bootstrap, FAN_IN_VICTIMS)
     print(f"(f) fan-in, {fan_in.reports_at_cash_out:,} victims -> 1 p50 {fan_in.batches.p50:.1f} ms, "
           f"p99 {fan_in.batches.p99:.1f} ms per batch of {FAN_IN_REPORTS_PER_BATCH} reports, "
@@ -218,10 +219,9 @@ async def _measure_latency(
 
     With ``worker_dir`` the worker runs in its own process, so the load generator does not share its interpreter.
     """
-    producer = KafkaConnection.of(settings, bootstrap).producer(linger_ms=1)
-    watcher = KafkaConnection.of(settings, bootstrap).consumer(
-        settings.topic(FREEZE_ACTIONS), auto_offset_reset="latest", fetch_max_wait_ms=5
-    )
+    kafka = KafkaConnection.of(settings, bootstrap)
+    producer = kafka.producer(linger_ms=1)
+    watcher = kafka.consumer(settings.topic(FREEZE_ACTIONS), auto_offset_reset="latest", fetch_max_wait_ms=5)
     await producer.start()
     await watcher.start()
     if worker_dir is None:

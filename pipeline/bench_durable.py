@@ -133,11 +133,12 @@ def _take(payloads: Iterator[bytes], count: int) -> Iterator[bytes]:
 
 async def _wait_committed(settings: Settings, bootstrap: str, topic: str, total: int, timeout_s: float = 900) -> None:
     """Until the group has committed every record now in the topic (at least ``total``: the worker indexed them)."""
-    consumer = KafkaConnection.of(settings, bootstrap).consumer(group_id=settings.consumer_group)
+    kafka = KafkaConnection.of(settings, bootstrap)
+    consumer = kafka.consumer(group_id=settings.consumer_group)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = {tp: await high_water(KafkaConnection.of(settings, bootstrap), tp) for tp in partitions}
+        ends = {tp: await high_water(kafka, tp) for tp in partitions}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             committed = {tp: (await consumer.committed(tp)) or 0 for tp in ends}
@@ -153,8 +154,9 @@ async def _first_action_after_restart(settings: Settings, bootstrap: str, name: 
     """Send a report now (it waits in the topic until the worker is back); seconds from restart to its action."""
     from pipeline.bench import _scam
 
-    producer = KafkaConnection.of(settings, bootstrap).producer()
-    watcher = KafkaConnection.of(settings, bootstrap).consumer(settings.topic(FREEZE_ACTIONS), fetch_max_wait_ms=5)
+    kafka = KafkaConnection.of(settings, bootstrap)
+    producer = kafka.producer()
+    watcher = kafka.consumer(settings.topic(FREEZE_ACTIONS), fetch_max_wait_ms=5)
     await producer.start()
     await watcher.start()
     try:

@@ -127,6 +127,7 @@ async def _publish_paced(
 
 async def _first_freeze_ms(settings: Settings, bootstrap: str, sent_at: dict[str, int]) -> list[float]:
     """Per timed report: ms from publishing it to the first freeze order naming it."""
+    kafka = KafkaConnection.of(settings, bootstrap)
     first: dict[str, int] = {}
 
     def take(records: object) -> None:
@@ -136,10 +137,8 @@ async def _first_freeze_ms(settings: Settings, bootstrap: str, sent_at: dict[str
                     first[report_id] = record.timestamp
 
     topic = settings.topic(FREEZE_ACTIONS)
-    partitions = await partitions_of(KafkaConnection.of(settings, bootstrap), topic)
-    await read_partitions(
-        KafkaConnection.of(settings, bootstrap), {TopicPartition(topic, p): None for p in partitions}, take
-    )
+    partitions = await partitions_of(kafka, topic)
+    await read_partitions(kafka, {TopicPartition(topic, p): None for p in partitions}, take)
     return sorted(float(first[report_id] - sent_at[report_id]) for report_id in first)
 
 

@@ -135,10 +135,11 @@ async def _run_feed(
     duration_s: float | None,
     worker: subprocess.Popen[bytes],
 ) -> None:
-    producer = KafkaConnection.of(settings, bootstrap).producer(linger_ms=5)
+    kafka = KafkaConnection.of(settings, bootstrap)
+    producer = kafka.producer(linger_ms=5)
     actions_topic, dead_topic = settings.topic(FREEZE_ACTIONS), settings.topic(DEAD_LETTERS)
     suspensions_topic, warnings_topic = settings.topic(SUSPENSION_ACTIONS), settings.topic(VICTIM_WARNINGS)
-    watcher = KafkaConnection.of(settings, bootstrap).consumer(
+    watcher = kafka.consumer(
         actions_topic, suspensions_topic, warnings_topic, dead_topic,
         auto_offset_reset="latest", fetch_max_wait_ms=20,
     )  # fmt: skip

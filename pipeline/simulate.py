@@ -245,12 +245,11 @@ class BrokerPort:
 async def simulate_through_broker(simulation: Simulation, bootstrap: str) -> None:
     """Run the world through the broker and an in-process worker, then read back every freeze action."""
     settings = simulation.settings
-    await create_topics(
-        KafkaConnection.of(settings, bootstrap), TOPICS, settings.topic_prefix, settings.replication_factor
-    )
+    kafka = KafkaConnection.of(settings, bootstrap)
+    await create_topics(kafka, TOPICS, settings.topic_prefix, settings.replication_factor)
     metrics = Metrics(settings.consumer_group)
     worker = InterceptionWorker(settings, bootstrap, metrics)
-    producer = KafkaConnection.of(settings, bootstrap).producer(linger_ms=2, max_batch_size=1 << 20)
+    producer = kafka.producer(linger_ms=2, max_batch_size=1 << 20)
     await worker.start()
     await producer.start()
     try:
@@ -273,10 +272,8 @@ async def simulate_through_broker(simulation: Simulation, bootstrap: str) -> Non
                 (simulation.suspended.add if active else simulation.suspended.discard)(action["target"])
 
     for topic, take in ((freeze_topic, take_freezes), (suspension_topic, take_suspensions)):
-        partitions = await partitions_of(KafkaConnection.of(settings, bootstrap), topic)
-        await read_partitions(
-            KafkaConnection.of(settings, bootstrap), {TopicPartition(topic, p): None for p in partitions}, take
-        )
+        partitions = await partitions_of(kafka, topic)
+        await read_partitions(kafka, {TopicPartition(topic, p): None for p in partitions}, take)
 
 
 def simulation_settings(settings: Settings) -> Settings:
