@@ -237,12 +237,14 @@ class Ledger:
         """Every case's money at the holding at ``at_ms``."""
         return sum(stolen.amounts.at(at_ms) for stolen in self._stolen.get(holding, {}).values())
 
-    def others_present(self, holding: Holding, case: int, start_ms: int, end_ms: int) -> bool:
-        """Whether another case's money was at the holding at some moment in ``[start_ms, end_ms]``."""
+    def others_present(
+        self, holding: Holding, case: int, start_ms: int, end_ms: int, among: set[int] | None = None
+    ) -> bool:
+        """Whether another case's money (of ``among``, if given) was at the holding at some moment in the span."""
         return any(
             stolen.amounts.highest(start_ms, end_ms) > 0
             for other, stolen in self._stolen.get(holding, {}).items()
-            if other != case
+            if other != case and (among is None or other in among)
         )
 
     def cash_withdrawn(self, holding: Holding, before_ms: int, cases: set[int]) -> bool:

@@ -17,8 +17,12 @@ For every report R, at its arrival T (event time), with the world's ledger as th
   before moving on), a **currency change** (THB traded for USDT), **history retention** (the feed
   had forgotten a transfer the report needed); or to FIFO attribution of fungible money: **cash off
   the feed** (an earlier victim's money left in cash, which no feed shows, so the trace moved it on
-  in place of this victim's), **mixed money** (the gang moved another victim's money, the trace this
-  one's); else **untraced**, a gap to investigate;
+  in place of this victim's), **mixed money** (the gang moved another reported victim's money, the
+  trace this one's), **unreported money** (the same with money of a victim who had not reported, which
+  the trace cannot know is stolen, so it draws reported money first); else **untraced**, a gap to
+  investigate;
+- **held under any order**: R's money under the latest hold at the accounts where it really is, right
+  after R's first orders, whichever report the order names (same pro-rata share as frozen);
 - **false holds**: money held that was not stolen (``min(hold, balance) - min(hold, stolen there)``),
   at innocent accounts and at gang accounts (a mule's own money), counted once per account at its
   peak, and the **innocent accounts frozen** (an order with something to hold at an innocent account).
@@ -43,7 +47,7 @@ from processors.records import AccountKey
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 LISTED_STEP_REPORTS = 10  # a trail step on the wire lists at most this many report ids, the lowest
 RULES = ("hub", "hop limit", "window", "currency change", "history retention",
-         "cash off the feed", "mixed money", "untraced")  # fmt: skip
+         "cash off the feed", "mixed money", "unreported money", "untraced")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,7 @@ class ReportScore:
     reachable: int
     frozen: int = 0
     frozen_executed: int = 0
+    held_any_order: int = 0  # R's money under any order's hold, whichever report it names
     orders: int = 0  # first freeze versions naming the report
     latency_s: float | None = None
     executed_after_s: float | None = None
@@ -161,11 +166,13 @@ def score_reports(
     """Every report's figures, in the order the reports arrived."""
     naming: dict[str, dict[str, FreezeVersion]] = {}  # report -> action -> its first version naming the report
     hub_since: dict[Holding, int] = {}
+    at_holding: dict[Holding, list[FreezeVersion]] = {}  # every version, in issue order
     for version in sorted(versions, key=lambda v: (v.issued_at_ms, v.version)):
         for report_id in version.report_ids:
             naming.setdefault(report_id, {}).setdefault(version.action_id, version)
         if version.hub:
             hub_since.setdefault(version.holding, version.issued_at_ms)
+        at_holding.setdefault(version.holding, []).append(version)
     peak_false: dict[Holding, int] = {}
     frozen_innocent: set[AccountKey] = set()
     reported: set[int] = set()  # cases whose report has arrived
@@ -183,6 +190,7 @@ def score_reports(
             orders=len(first),
         )
         frozen_at = _freeze(report, first, ledger, reported, execution_delay, score)
+        score.held_any_order = _held_any_order(report, at_holding, first_at, ledger, reported)
         _false_holds(report, first, ledger, peak_false, frozen_innocent, score)
         _attribute(report, first, frozen_at, hub_since, first_at, rules, ledger, reported, score)
         published = [v.published_ms for v in first if v.published_ms]
@@ -224,6 +232,40 @@ def _freeze(
             stayed = min(share, ledger.stolen_lowest(holding, report.case, at, at + delay))
             score.frozen_executed += min(thb, stayed * mine_thb // mine)
     return frozen_at
+
+
+def _held_any_order(
+    report: SentReport,
+    at_holding: dict[Holding, list[FreezeVersion]],
+    first_at: int | None,
+    ledger: Ledger,
+    reported: set[int],
+) -> int:
+    """R's money under a hold right after R's first orders, whichever report the order names (THB minor units).
+
+    The same pro-rata share as ``frozen``, but of the latest version of every order at the holdings where
+    R's money is: where several victims' money meets, the trace may credit it to another report, and it
+    is held all the same.
+    """
+    at = report.reported_at_ms
+    cutoff = at if first_at is None else first_at
+    snapshot: dict[Holding, int] = {}
+    for holding, lot in report.lots:
+        snapshot[holding] = snapshot.get(holding, 0) + lot.thb
+    held = 0
+    for holding, reachable_thb in snapshot.items():
+        latest: dict[str, int] = {}
+        for version in at_holding.get(holding, ()):
+            if version.issued_at_ms > cutoff:
+                break
+            latest[version.action_id] = version.hold
+        hold = max(latest.values(), default=0)
+        mine, mine_thb = ledger.stolen_at(holding, report.case, at)
+        if not hold or not mine:
+            continue
+        there = sum(ledger.stolen_at(holding, case, at)[0] for case in ledger.cases_at(holding) if case in reported)
+        held += min(min(hold, there) * mine // there * mine_thb // mine, reachable_thb)
+    return held
 
 
 def _false_holds(
@@ -308,7 +350,8 @@ def _why(
     Where none of the trace's rules explains it, FIFO attribution did (money is fungible): ``cash off
     the feed`` if an earlier reported victim's money left that account in cash, which no feed shows,
     so the trace still counted it there and moved it on in place of this victim's; ``mixed money``
-    if another victim's money was there meanwhile and the gang moved that instead; else ``untraced``.
+    if another reported victim's money was there meanwhile and the gang moved that instead;
+    ``unreported money`` if only money of victims not reported yet was; else ``untraced``.
     """
     at, hop, arrived = report.reported_at_ms, 0, lot.path[0].at_ms
     for step in lot.path[1:]:
@@ -332,8 +375,10 @@ def _why(
 def _fifo(holding: Holding, case: int, arrived: int, left: int, ledger: Ledger, reported: set[int]) -> str:
     if ledger.cash_withdrawn(holding, left, reported - {case}):
         return "cash off the feed"
-    if ledger.others_present(holding, case, arrived, left):
+    if ledger.others_present(holding, case, arrived, left, reported):
         return "mixed money"
+    if ledger.others_present(holding, case, arrived, left):
+        return "unreported money"
     return "untraced"
 
 
@@ -368,6 +413,7 @@ def totals(scores: Sequence[ReportScore]) -> dict[str, Any]:
     reachable = sum(s.reachable for s in scores)
     frozen = sum(s.frozen for s in scores)
     executed = sum(s.frozen_executed for s in scores)
+    held_any_order = sum(s.held_any_order for s in scores)
     lost: dict[str, int] = {}
     for score in scores:
         for rule, amount in score.lost.items():
@@ -385,6 +431,8 @@ def totals(scores: Sequence[ReportScore]) -> dict[str, Any]:
         "frozen_over_reported": _ratio(frozen, reported),
         "frozen_over_reachable": _ratio(frozen, reachable),
         "frozen_executed_over_reachable": _ratio(executed, reachable),
+        "held_under_any_order_thb": baht(held_any_order),
+        "held_under_any_order_over_reachable": _ratio(held_any_order, reachable),
         "report_to_first_freeze_s": _quantiles(latencies),
         "reports_without_a_freeze": sum(1 for s in scores if not s.orders),
         "report_to_first_executed_freeze_s": _quantiles(executions),

@@ -325,6 +325,11 @@ def verdict(summary: dict[str, Any]) -> str:
         f"median report → first freeze {done['median_report_to_first_freeze_s']} s (target < 5 s): "
         + ("met" if done["median_latency_met"] else "NOT met"),
     ]
+    if done["held_under_any_order_over_reachable"] is not None:
+        lines.append(
+            f"reachable money under any order's hold, whichever report it names: "
+            f"{_pct(done['held_under_any_order_over_reachable'])}"
+        )
     if done["lost_thb_by_rule"]:
         lost = ", ".join(f"{rule} {amount:,.0f} THB" for rule, amount in done["lost_thb_by_rule"].items())
         lines.append(f"reachable money not frozen, by the rule that lost it: {lost}")
@@ -398,6 +403,7 @@ def _done_when(overall: dict[str, Any]) -> dict[str, Any]:
         "median_report_to_first_freeze_s": median,
         "median_latency_met": median is not None and median < 5,
         "lost_thb_by_rule": overall["lost_thb_by_rule"],
+        "held_under_any_order_over_reachable": overall["held_under_any_order_over_reachable"],
     }
 
 

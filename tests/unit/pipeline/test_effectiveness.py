@@ -9,8 +9,20 @@ from typing import Any
 
 import pytest
 
+from connectors.ledger import Ledger
 from connectors.scenario import small_town
-from pipeline.effectiveness import BUCKETS, RULES, FreezeVersion, ReportScore, score_reports, summarise, table
+from pipeline.effectiveness import (
+    BUCKETS,
+    DAY_MS,
+    RULES,
+    FreezeVersion,
+    ReportScore,
+    Rules,
+    SentReport,
+    score_reports,
+    summarise,
+    table,
+)
 from pipeline.settings import Settings
 from pipeline.simulate import DirectPort, Simulation, write_results
 
@@ -25,6 +37,7 @@ async def simulation() -> Simulation:
 def _holds(scores: list[ReportScore]) -> None:
     for score in scores:
         assert 0 <= score.frozen_executed <= score.frozen <= score.reachable <= score.reported, score
+        assert 0 <= score.held_any_order <= score.reachable, score
         assert sum(score.lost.values()) == score.reachable - score.frozen, score
         assert set(score.lost) <= set(RULES)
 
@@ -91,3 +104,62 @@ async def test_the_results_are_written_and_printed(simulation: Simulation, tmp_p
     assert (tmp_path / "effectiveness.png").read_bytes().startswith(b"\x89PNG")
     text = table(summary)
     assert text.splitlines()[0].startswith("delay") and "all" in text.splitlines()[-1]
+
+
+# -- one collector, two victims: who the trace credits, and what the scoring calls a loss ---------------
+
+PERSON_U, PERSON_R, COLLECTOR = ("bank", "B1", "u"), ("bank", "B1", "r"), ("bank", "B1", "collector")
+RULES_HERE = Rules(trace_window_ms=DAY_MS, max_hops=4, history_retention_ms=7 * DAY_MS)
+
+
+def _collector_world() -> Ledger:
+    """U pays the collector 100 at t=0, R pays 100 at t=10; the gang cashes 100 out at t=20: U's money, so R's stays."""
+    ledger = Ledger()
+    for person in (PERSON_U, PERSON_R):
+        ledger.open(person, "person", "THB", 1_000, 0)
+    ledger.open(COLLECTOR, "collector", "THB", 0, 0)
+    ledger.transfer("t-u", PERSON_U, COLLECTOR, "THB", 100, 0, theft_case=1)
+    ledger.transfer("t-r", PERSON_R, COLLECTOR, "THB", 100, 10, theft_case=2)
+    ledger.withdraw(COLLECTOR, "THB", 100, 20, on_feed=True)
+    return ledger
+
+
+def _report(ledger: Ledger, case: int, at_ms: int) -> SentReport:
+    return SentReport(f"R-{case}", case, at_ms, at_ms, tuple(ledger.lots_of(case)))
+
+
+def _order(report_id: str, hold: int, at_ms: int, version: int = 1) -> FreezeVersion:
+    return FreezeVersion("frz-c", version, COLLECTOR, "THB", hold, (report_id,), True, False, at_ms)
+
+
+def test_money_left_in_place_of_an_unreported_victims_is_put_down_to_unreported_money() -> None:
+    """Drawing reported money first, the trace says R's money left; it was U's, and U never reported."""
+    ledger = _collector_world()
+    report = _report(ledger, 2, 30)
+
+    [score] = score_reports([report], [_order("R-2", 0, 30)], ledger, RULES_HERE, lambda _: 0)
+
+    assert (score.reachable, score.frozen) == (100, 0)
+    assert score.lost == {"unreported money": 100}
+
+
+def test_money_left_in_place_of_another_reported_victims_is_put_down_to_mixed_money() -> None:
+    ledger = _collector_world()
+    reports = [_report(ledger, 1, 5), _report(ledger, 2, 30)]
+    versions = [_order("R-1", 100, 5), _order("R-2", 0, 30, version=2)]
+
+    scores = score_reports(reports, versions, ledger, RULES_HERE, lambda _: 0)
+
+    assert scores[1].lost == {"mixed money": 100}
+
+
+def test_money_held_by_an_order_naming_another_report_counts_as_held_under_any_order_only() -> None:
+    """R's money sits under a hold the trace credits to U's report: held, but not frozen for R."""
+    ledger = _collector_world()
+    reports = [_report(ledger, 1, 5), _report(ledger, 2, 30)]
+    versions = [_order("R-1", 100, 5), FreezeVersion("frz-r", 1, PERSON_R, "THB", 0, ("R-2",), True, False, 30)]
+
+    scores = score_reports(reports, versions, ledger, RULES_HERE, lambda _: 0)
+
+    assert (scores[1].frozen, scores[1].held_any_order) == (0, 100)
+    assert scores[1].held_any_order <= scores[1].reachable
