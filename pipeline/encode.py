@@ -28,7 +28,6 @@ from processors.records import AccountKey, account_label
 from processors.release import Grant, ReleaseDecision
 from processors.telecom import SuspensionOrder, WarningOrder
 from schemas.actions import DeadLetter, FreezeAction, ReleaseAnswer, SuspensionAction, VictimWarning
-from schemas.actions import TrailStep as WireTrailStep
 from schemas.decode import Rejection
 from schemas.events import AccountRef
 from schemas.fields import format_minor_units, to_minor_units
@@ -94,23 +93,24 @@ def _time(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _account(key: AccountKey) -> AccountRef:
+def _account(key: AccountKey) -> dict[str, str]:
     kind, institution, account = key
-    return AccountRef(institution=institution, account=account, kind=kind)  # type: ignore[arg-type]
+    return {"institution": institution, "account": account, "kind": kind}
 
 
-def _step(step: TrailStep) -> WireTrailStep:
+def _step(step: TrailStep) -> dict[str, Any]:
+    """A trail step's fields: ``signed_json`` validates them with the rest of the action (``schemas.actions``)."""
     listed = heapq.nsmallest(STEP_REPORT_IDS, step.report_ids)
-    return WireTrailStep(
-        txn_id=step.txn_id,
-        report_id=listed[0] if listed else "",
-        report_ids=listed,
-        hop=step.hop,
-        from_account=_account(step.source),
-        to_account=_account(step.target),
-        tainted_amount=format_minor_units(step.tainted_amount, step.currency),
-        at=_time(step.at_ms),
-    )
+    return {
+        "txn_id": step.txn_id,
+        "report_id": listed[0] if listed else "",
+        "report_ids": listed,
+        "hop": step.hop,
+        "from_account": _account(step.source),
+        "to_account": _account(step.target),
+        "tainted_amount": format_minor_units(step.tainted_amount, step.currency),
+        "at": _time(step.at_ms),
+    }
 
 
 def signed_json(model: type[BaseModel], payload: dict[str, Any], signer: Signer, addressee: str) -> bytes:
@@ -133,7 +133,7 @@ def freeze_action_payload(order: FreezeOrder, limits: ActionLimits) -> dict[str,
         "version": order.version,
         "addressee": order.addressee,
         "status": order.status,
-        "target": _account(order.target).model_dump(mode="json"),
+        "target": _account(order.target),
         "hold_amount": money(order.hold),
         "currency": order.currency,
         "priority": order.priority,
@@ -145,7 +145,7 @@ def freeze_action_payload(order: FreezeOrder, limits: ActionLimits) -> dict[str,
         "txn_ids": list(order.txn_ids[: limits.max_listed_ids]),
         "txn_ids_total": len(order.txn_ids),
         "reasons": list(order.reasons),
-        "trail": [_step(step).model_dump(mode="json") for step in listed_trail(order.trail, limits.max_trail_steps)],
+        "trail": [_step(step) for step in listed_trail(order.trail, limits.max_trail_steps)],
         "trail_steps_total": trail_steps_total,
         "trail_digest": order.evidence_digest,
         "issued_at": _iso(order.issued_at_ms),

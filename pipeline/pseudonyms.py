@@ -20,6 +20,7 @@ from processors.records import AccountKey, account_label
 PSEUDONYM_PREFIX = "pseud:"
 PSEUDONYM_HEX_DIGITS = 32  # 128 bits: no collision in any realistic number of accounts
 KEYED_DIGEST_PREFIX = "hmac-sha256:"
+KNOWN_PSEUDONYMS = 100_000  # about 20 MB at most
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Pseudonyms:
     """The war room's pseudonymisation key (``Settings.pseudonym_key``), kept out of ``repr``."""
 
     key: bytes = field(repr=False)
+    # The same accounts come back on every version of an order and every step of a trail: an HMAC each time
+    # cost more than the rest of a partner's copy. Bounded: cleared when full.
+    _known: dict[AccountKey, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -34,8 +38,14 @@ class Pseudonyms:
 
     def of(self, account: AccountKey) -> str:
         """``pseud:<hex>`` for an account ``(kind, institution, number)``."""
-        mac = hmac.new(self.key, account_label(account).encode(), hashlib.sha256).hexdigest()
-        return PSEUDONYM_PREFIX + mac[:PSEUDONYM_HEX_DIGITS]
+        known = self._known.get(account)
+        if known is None:
+            mac = hmac.new(self.key, account_label(account).encode(), hashlib.sha256).hexdigest()
+            known = PSEUDONYM_PREFIX + mac[:PSEUDONYM_HEX_DIGITS]
+            if len(self._known) >= KNOWN_PSEUDONYMS:
+                self._known.clear()
+            self._known[account] = known
+        return known
 
     def keyed_digest(self, digest: str) -> str:
         """An evidence digest as a copy may show it: still changes whenever the evidence does.

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     )
 
     batch_max_records: int = Field(default=20_000, ge=1)
+    urgent_batch_max_records: int = Field(
+        default=2_000,
+        ge=0,
+        description="a batch carrying reports, telecom events, acks or release requests takes at most this many "
+        "bank transactions with it, so their actions do not wait for a long batch of the feed",
+    )
     batch_timeout_ms: int = Field(default=20, ge=0)
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="how long the broker may hold a fetch for more data")
     session_timeout_ms: int = Field(default=6_000, ge=1_000, description="Tansu: a group join takes half of this")

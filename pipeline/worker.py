@@ -162,9 +162,7 @@ class InterceptionWorker(mode.Service):
                 async with self._publishing:  # no escalation goes out from half-rebuilt state
                     await self._recover()
                 continue
-            batches = await consumer.getmany(
-                timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
-            )
+            batches = await self._next_batch(consumer)
             if self._watch.changed.is_set():
                 continue  # the assignment changed under this batch: recover first, it is read again
             if batches:
@@ -172,6 +170,32 @@ class InterceptionWorker(mode.Service):
             if time.monotonic() >= self._next_lag_at:
                 self._next_lag_at = time.monotonic() + 1.0
                 await self._record_lag()
+
+    async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, Records]:
+        """Reports, telecom events and acks first, then the bank feed with what room is left.
+
+        aiokafka hands out buffered records partition by partition, in the order their fetches came
+        back, and fetches a partition again only when its buffer is empty. So a report fetched after
+        the feed's partitions waited behind up to a whole fetch of each (about 16,000 transactions),
+        several batches, whenever the worker was behind the feed. A batch carrying any of them takes
+        at most ``urgent_batch_max_records`` transactions, so their actions go out in one short batch.
+        """
+        settings = self.settings
+        assigned = consumer.assignment()
+        urgent = [tp for tp in assigned if tp.topic != self._bank_topic]
+        feed = [tp for tp in assigned if tp.topic == self._bank_topic]
+        batches = {}
+        if urgent:
+            batches = await consumer.getmany(*urgent, timeout_ms=0, max_records=settings.batch_max_records)
+        taken = sum(len(records) for records in batches.values())
+        room = settings.batch_max_records - taken
+        if batches:
+            room = min(room, settings.urgent_batch_max_records)
+        if room > 0:
+            wait_ms = 0 if batches else settings.batch_timeout_ms
+            for tp, records in (await consumer.getmany(*feed, *urgent, timeout_ms=wait_ms, max_records=room)).items():
+                batches[tp] = [*batches.get(tp, ()), *records]
+        return batches
 
     async def _process(self, batches: dict[TopicPartition, Records]) -> None:
         started = time.perf_counter()

@@ -171,13 +171,23 @@ class _Queued:
 
 @dataclass(slots=True)
 class _Allocation:
-    """One account's computed state: what reached it, what it sent on, and the contents of its outflows."""
+    """One account's computed state: what reached it, what it sent on, and the contents of its outflows.
+
+    It also keeps where the allocation stopped (the lots' queues, the last transfer taken in order,
+    the counterparties counted towards a hub), so a transfer later than everything it has seen is
+    allocated on from there instead of re-reading the account's history.
+    """
 
     hop: int
     hub: str | None
     arrivals: dict[str, list[tuple[int, Lot]]]  # currency -> (arrival time, lot)
     moved_on: dict[str, int]
     sent: dict[str, tuple[Lot, ...]]  # txn_id -> content
+    first_ms: int = UNREACHED  # the first tainted arrival
+    queues: dict[str, list[_Queued]] = field(default_factory=dict)  # currency -> lots in arrival order
+    heads: dict[str, int] = field(default_factory=dict)
+    frontier: tuple[int, str] = (-sys.maxsize, "")  # the latest (at_ms, txn_id) taken into the allocation
+    parties: set[AccountKey] = field(default_factory=set)  # counterparties within the hub window (not a hub)
 
     def core(self) -> tuple[object, ...]:
         return (self.hop, self.hub, self.arrivals, self.moved_on)
@@ -296,7 +306,9 @@ class AccountTrail:
         self._tainted_in: dict[AccountKey, dict[Flow, tuple[Lot, ...]]] = {}
         self._allocations: dict[AccountKey, _Allocation] = {}
         self._summaries: dict[Holding, HoldingTrace] = {}  # the last trace returned per holding
-        self._dirty: set[AccountKey] = set()
+        self._dirty: set[AccountKey] = set()  # to recompute from their history
+        # New feed transfers of traced accounts, to allocate on from where they stopped (True: out of the account).
+        self._appended: dict[AccountKey, list[tuple[Record, bool]]] = {}
         self._before: dict[AccountKey, _Allocation | None] = {}  # allocations as the last ``changes`` saw them
 
     def outgoing(
@@ -311,8 +323,10 @@ class AccountTrail:
         elif was_named:
             del self._named[txn_id]
             _discard(self._named_out, source, txn_id)
-        if named or was_named or source in self._allocations:
+        if named or was_named:
             self._dirty.add(source)
+        elif source in self._allocations:
+            self._touch(source, record, new, out=True)
 
     def incoming(
         self, target: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
@@ -320,7 +334,14 @@ class AccountTrail:
         """A transfer into ``target``: it counts towards the target's counterparties (hubs)."""
         self._incoming.put(target, txn_id, _marked(record, named), new)
         if target in self._allocations:
-            self._dirty.add(target)
+            self._touch(target, record, new and not named, out=False)
+
+    def _touch(self, account: AccountKey, record: Record | None, new: bool, out: bool) -> None:
+        """A traced account's transfers changed: a new one is allocated on, anything else recomputes it."""
+        if new and record is not None and account not in self._dirty:
+            self._appended.setdefault(account, []).append((record, out))
+        else:
+            self._dirty.add(account)
 
     def flow(self, target: AccountKey, flow: Flow, content: tuple[Lot, ...] | None) -> None:
         arriving = self._tainted_in.get(target)
@@ -340,15 +361,17 @@ class AccountTrail:
         """Recompute every account marked since the last call; returns the outflow contents that changed."""
         updates: list[FlowUpdate] = []
         wave, self._dirty = self._dirty, set()
-        for account in sorted(wave):
+        appended, self._appended = self._appended, {}
+        for account in sorted(wave | appended.keys()):
             if account not in self._before:
                 self._before[account] = self._allocations.get(account)
-            updates.extend(self._allocate(account))
+            extended = None if account in wave else self._extend(account, appended[account])
+            updates.extend(self._allocate(account) if extended is None else extended)
         return updates
 
     @property
     def unsettled(self) -> bool:
-        return bool(self._dirty)
+        return bool(self._dirty or self._appended)
 
     def changes(self) -> dict[Holding, HoldingTrace | None]:
         """Every holding whose trace changed since the last call, with None for holdings no longer reached."""
@@ -397,7 +420,6 @@ class AccountTrail:
 
     def _allocate(self, account: AccountKey) -> list[FlowUpdate]:
         """Recompute one account; returns the outflow contents that changed."""
-        settings = self.settings
         inbound = sorted(
             (content[0][2][-1][4], flow[0], content) for flow, content in self._tainted_in.get(account, {}).items()
         )
@@ -408,7 +430,7 @@ class AccountTrail:
             return _updates(account, old.sent if old is not None else {}, {})
 
         first_ms = inbound[0][0] if inbound else UNREACHED
-        hub = self._hub(account, first_ms)
+        hub, parties = self._hub(account, first_ms)
         named_by = self._named
         if hub is None:
             outbound = sorted(
@@ -424,51 +446,93 @@ class AccountTrail:
             found = (self._outgoing.record(account, txn_id) for txn_id in sorted(named_out or ()))
             outbound = sorted((r for r in found if r is not None and r[2] != account), key=_in_order)
 
-        allocation = _Allocation(UNREACHED, hub, {}, {}, {})
-        queues: dict[str, list[_Queued]] = {}  # currency -> lots in arrival order
-        heads: dict[str, int] = {}
+        allocation = _Allocation(UNREACHED, hub, {}, {}, {}, first_ms, parties=parties)
         i = 0
-        for at_ms, _, target, amount, currency, txn_id, _ in outbound:
+        for record in outbound:
+            at_ms, txn_id = record[0], record[5]
             while i < len(inbound) and (inbound[i][0], inbound[i][1]) < (at_ms, txn_id):
                 arrived_ms, _, lots = inbound[i]
                 i += 1
-                _arrive(allocation, queues, arrived_ms, lots)
-            drawn = [] if hub else _draw(queues, heads, currency, amount, at_ms, settings.trace_window_ms)
-            taken = sum(lot[0] for lot in drawn)
-            if taken:
-                allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
-            if target[0] == CASH:
-                continue  # withdrawn: the money it drew has left the banking system
-            named = named_by.get(txn_id)
-            if named is not None:
-                step: Step = (txn_id, 0, account, target, at_ms, currency, amount)
-                pieces = [(part, reports | named, (*path, step)) for part, reports, path in drawn]
-                if amount > taken:
-                    pieces.append((amount - taken, named, (step,)))
-                allocation.sent[txn_id] = tuple(pieces)
-            elif drawn and allocation.hop < settings.max_hops:
-                step = (txn_id, allocation.hop + 1, account, target, at_ms, currency, amount)
-                allocation.sent[txn_id] = tuple((part, reports, (*path, step)) for part, reports, path in drawn)
+                _arrive(allocation, arrived_ms, lots)
+            self._send(account, allocation, record)
         for arrived_ms, _, lots in inbound[i:]:
-            _arrive(allocation, queues, arrived_ms, lots)
+            _arrive(allocation, arrived_ms, lots)
+        last_in = (inbound[-1][0], inbound[-1][1]) if inbound else allocation.frontier
+        allocation.frontier = max(allocation.frontier, last_in)
         if allocation.arrivals or allocation.sent:
             self._allocations[account] = allocation
         else:
             self._allocations.pop(account, None)
         return _updates(account, old.sent if old is not None else {}, allocation.sent)
 
-    def _hub(self, account: AccountKey, first_ms: int) -> str | None:
+    def _send(self, account: AccountKey, allocation: _Allocation, record: Record) -> None:
+        """One outflow, in order: it draws the oldest tainted lots (a hub's draws nothing) and carries them on."""
+        at_ms, _, target, amount, currency, txn_id, _ = record
+        allocation.frontier = (at_ms, txn_id)
+        settings = self.settings
+        drawn = (
+            [] if allocation.hub
+            else _draw(allocation.queues, allocation.heads, currency, amount, at_ms, settings.trace_window_ms)
+        )  # fmt: skip
+        taken = sum(lot[0] for lot in drawn)
+        if taken:
+            allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
+        if target[0] == CASH:
+            return  # withdrawn: the money it drew has left the banking system
+        named = self._named.get(txn_id)
+        if named is not None:
+            step: Step = (txn_id, 0, account, target, at_ms, currency, amount)
+            pieces = [(part, reports | named, (*path, step)) for part, reports, path in drawn]
+            if amount > taken:
+                pieces.append((amount - taken, named, (step,)))
+            allocation.sent[txn_id] = tuple(pieces)
+        elif drawn and allocation.hop < settings.max_hops:
+            step = (txn_id, allocation.hop + 1, account, target, at_ms, currency, amount)
+            allocation.sent[txn_id] = tuple((part, reports, (*path, step)) for part, reports, path in drawn)
+
+    def _extend(self, account: AccountKey, records: list[tuple[Record, bool]]) -> list[FlowUpdate] | None:
+        """Allocate new, unreported feed transfers on from where the account's allocation stopped.
+
+        None when that would not give what recomputing it does: a transfer out earlier than one
+        already taken, or enough new counterparties to make the account a hub.
+        """
+        old = self._allocations.get(account)
+        if old is None:
+            return None
+        if old.hub is not None or old.first_ms == UNREACHED:
+            return []  # a hub's unreported transfers draw nothing and cannot unmake it; nor can an untainted account's
+        allocation = _Allocation(
+            old.hop, old.hub, old.arrivals, dict(old.moved_on), dict(old.sent), old.first_ms, old.queues, old.heads,
+            old.frontier, old.parties,
+        )  # fmt: skip
+        window, enough = self.settings.trace_window_ms, self.settings.hub_counterparties
+        for record, out in sorted(records, key=lambda item: _in_order(item[0])):
+            other = record[2] if out else record[1]
+            if other != account and other[0] != CASH and abs(record[0] - old.first_ms) <= window:
+                allocation.parties.add(other)
+                if len(allocation.parties) >= enough:
+                    return None
+            if not out or record[2] == account:
+                continue  # money coming in untainted, or moving within the account
+            if _in_order(record) <= allocation.frontier:
+                return None
+            self._send(account, allocation, record)
+        self._allocations[account] = allocation
+        return _updates(account, old.sent, allocation.sent)
+
+    def _hub(self, account: AccountKey, first_ms: int) -> tuple[str | None, set[AccountKey]]:
         """Why the account is a hub, or None: listed, or enough counterparties within the window of the taint.
 
         Reported transfers are not counted: many victims paying one mule make it a collection account, not a hub.
+        Also returns the counterparties counted, all of them when the account is not a hub.
         """
         settings = self.settings
-        if settings.listed_hub(account):
-            return hub_reason(True, 0)
-        if first_ms == UNREACHED:
-            return None
-        low, high = first_ms - settings.trace_window_ms, first_ms + settings.trace_window_ms
         parties: set[AccountKey] = set()
+        if settings.listed_hub(account):
+            return hub_reason(True, 0), parties
+        if first_ms == UNREACHED:
+            return None, parties
+        low, high = first_ms - settings.trace_window_ms, first_ms + settings.trace_window_ms
         for record in chain(self._outgoing.scan(account), self._incoming.scan(account)):
             if not low <= record[0] <= high or record[6]:
                 continue  # victims paying a collection account do not make it a hub
@@ -476,8 +540,8 @@ class AccountTrail:
             if other != account and other[0] != CASH:
                 parties.add(other)
                 if len(parties) >= settings.hub_counterparties:
-                    return hub_reason(False, settings.hub_counterparties)
-        return None
+                    return hub_reason(False, settings.hub_counterparties), parties
+        return None, parties
 
     def evict(self, cutoff_ms: int) -> int:
         """Forget transfers older than ``cutoff_ms`` of accounts the trail does not reach."""
@@ -496,12 +560,12 @@ def _discard(index: dict[AccountKey, set[str]], account: AccountKey, txn_id: str
             del index[account]
 
 
-def _arrive(allocation: _Allocation, queues: dict[str, list[_Queued]], arrived_ms: int, lots: tuple[Lot, ...]) -> None:
+def _arrive(allocation: _Allocation, arrived_ms: int, lots: tuple[Lot, ...]) -> None:
     path = lots[0][2]
     currency, hop = path[-1][5], path[-1][1]
     allocation.hop = min(allocation.hop, hop)
     arrivals = allocation.arrivals.setdefault(currency, [])
-    queue = queues.setdefault(currency, [])
+    queue = allocation.queues.setdefault(currency, [])
     for lot in lots:
         arrivals.append((arrived_ms, lot))
         queue.append(_Queued(lot[0], arrived_ms, lot[1], lot[2]))
@@ -567,6 +631,8 @@ class MoneyTrail:
         return drained
 
     def account_partition(self, account: AccountKey) -> AccountTrail:
+        if self.partitions == 1:
+            return self.accounts[0]  # the label is not worth building: every account is here
         return self.accounts[partition_of(account_label(account), self.partitions)]
 
     def add_transaction(self, transfer: Transfer) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 # (kind, institution, account): a tuple hashes fast and interns well.
 AccountKey = tuple[str, str, str]
@@ -89,6 +90,7 @@ class ReleaseRequest:
     received_at_ms: int
 
 
+@lru_cache(maxsize=4096)  # a handful of institutions, asked about for every account on every action
 def partner_id(name: str) -> str | None:
     """A partner's name as its topics spell it: lower case, anything but letters, digits, ``-`` and ``_`` becomes ``-``.
 

@@ -66,10 +66,11 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -139,9 +140,23 @@ def public_keys_from_jwks(jwks: Mapping[str, Any], source: str) -> dict[str, Ed2
     return found
 
 
-def ed25519_signature(message: Mapping[str, Any], private_key: Ed25519PrivateKey) -> str:
+def output_canonical_bytes(message: Mapping[str, Any]) -> bytes:
+    """``canonical_bytes`` of the pipeline's own output, by orjson: about ten times faster.
+
+    The same bytes for every value the output schemas carry (text, integers, booleans, null, lists
+    and objects; no floats, which orjson would print differently and NaN as null:
+    ``test_signed_actions_have_no_float_fields``). A property test holds it to ``canonical_bytes``.
+    """
+    return orjson.dumps({k: v for k, v in message.items() if k != "signature"}, option=orjson.OPT_SORT_KEYS)
+
+
+def ed25519_signature(
+    message: Mapping[str, Any],
+    private_key: Ed25519PrivateKey,
+    canonical: Callable[[Mapping[str, Any]], bytes] = canonical_bytes,
+) -> str:
     """The ``signature`` value: ``ed25519=`` and the base64url signature of the canonical bytes."""
-    return ED25519_PREFIX + b64url(private_key.sign(canonical_bytes(message)))
+    return ED25519_PREFIX + b64url(private_key.sign(canonical(message)))
 
 
 def verify_ed25519(message: Mapping[str, Any] | bytes | str, public_keys: Mapping[str, Ed25519PublicKey]) -> bool:
@@ -244,7 +259,8 @@ class Ed25519Signer:
         return self.kid
 
     def signature(self, message: Mapping[str, Any], addressee: str) -> str:
-        return ed25519_signature(message, self.private_key)
+        """Of an action, warning or answer: validated output, so the fast canonical form is exact."""
+        return ed25519_signature(message, self.private_key, output_canonical_bytes)
 
     def signed(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """The message with this key's ``kid`` and its signature: how an institution signs an ack."""

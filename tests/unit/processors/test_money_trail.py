@@ -398,6 +398,31 @@ def test_a_hub_by_counterparties_holds_what_it_received_and_its_customers_get_no
     assert trace_at(mule, "h").hub_reason is None
 
 
+def test_a_traced_account_becomes_a_hub_as_its_counterparties_arrive_one_batch_at_a_time() -> None:
+    """Transfers later than everything traced are allocated on from where the account stopped; one
+    that brings the counterparties up to ``hub_counterparties`` makes it a hub all the same."""
+    settings = replace(SETTINGS, hub_counterparties=3)
+    trail = trail_of(report("r1", transfer("t0", "victim", "h", 1_000, at_ms=0)), settings=settings)
+    view: dict[Holding, HoldingTrace] = {}
+    follow(view, trail.retrace())
+    later = [
+        transfer("h-c1", "h", "c1", 600, at_ms=10),
+        transfer("c2-h", "c2", "h", 50, at_ms=15),  # a customer paying in: a counterparty, no taint
+        transfer("h-c3", "h", "c3", 400, at_ms=20),
+    ]
+    for event in later[:2]:
+        feed(trail, event)
+        follow(view, trail.retrace())
+
+    assert reached(view) == {"h": (1_000, 600, 0), "c1": (600, 0, 1)}  # two counterparties: a mule so far
+
+    feed(trail, later[2])
+    follow(view, trail.retrace())
+
+    assert reached(view) == {"h": (1_000, 0, 0)}
+    assert trace_at(view, "h").hub_reason == hub_reason(False, 3)
+
+
 def test_many_victims_paying_one_account_do_not_make_it_a_hub() -> None:
     victims = [report(f"r{n}", transfer(f"t{n}", f"victim{n}", "collector", 100, at_ms=n)) for n in range(5)]
     trail = trail_of(*victims, transfer("out", "collector", "next", 500, at_ms=10),
