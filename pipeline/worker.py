@@ -178,7 +178,8 @@ class InterceptionWorker(mode.Service):
         back, and fetches a partition again only when its buffer is empty. So a report fetched after
         the feed's partitions waited behind up to a whole fetch of each (about 16,000 transactions),
         several batches, whenever the worker was behind the feed. A batch carrying any of them takes
-        at most ``urgent_batch_max_records`` transactions, so their actions go out in one short batch.
+        at most ``urgent_batch_max_records`` transactions, so their actions go out in one short batch;
+        one arriving while a batch of the feed is gathered waits for that batch only.
         """
         settings = self.settings
         assigned = consumer.assignment()
@@ -193,8 +194,14 @@ class InterceptionWorker(mode.Service):
             room = min(room, settings.urgent_batch_max_records)
         if room > 0:
             wait_ms = 0 if batches else settings.batch_timeout_ms
-            for tp, records in (await consumer.getmany(*feed, *urgent, timeout_ms=wait_ms, max_records=room)).items():
+            # The feed only: whatever urgent arrives meanwhile goes first in the next batch, so a batch carrying
+            # it never carries more than the cap (an empty list would mean every partition to aiokafka).
+            more = feed or urgent
+            found = await consumer.getmany(*more, timeout_ms=wait_ms, max_records=room) if more else {}
+            for tp, records in found.items():
                 batches[tp] = [*batches.get(tp, ()), *records]
+        if not assigned:
+            await asyncio.sleep(settings.batch_timeout_ms / 1000)  # standing by: nothing to read, no busy loop
         return batches
 
     async def _process(self, batches: dict[TopicPartition, Records]) -> None:
