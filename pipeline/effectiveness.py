@@ -213,17 +213,15 @@ def _freeze(
 ) -> dict[Holding, int]:
     """R's share of what each first order holds, per holding (THB minor units); fills frozen and frozen_executed."""
     at = report.reported_at_ms
-    snapshot: dict[Holding, int] = {}
-    for holding, lot in report.lots:
-        snapshot[holding] = snapshot.get(holding, 0) + lot.thb
+    snapshot = _reachable_at(report)
     frozen_at: dict[Holding, int] = {}
     for version in first:
         holding = version.holding
-        mine, mine_thb = ledger.stolen_at(holding, report.case, at)
-        if not mine or not version.hold or holding not in snapshot:
+        if holding not in snapshot:
             continue
-        there = sum(ledger.stolen_at(holding, case, at)[0] for case in ledger.cases_at(holding) if case in reported)
-        share = min(version.hold, there) * mine // there
+        share, mine, mine_thb = _reported_share(holding, version.hold, report, ledger, reported)
+        if not share:
+            continue
         thb = min(share * mine_thb // mine, snapshot[holding] - frozen_at.get(holding, 0))
         frozen_at[holding] = frozen_at.get(holding, 0) + thb
         score.frozen += thb
@@ -247,25 +245,39 @@ def _held_any_order(
     R's money is: where several victims' money meets, the trace may credit it to another report, and it
     is held all the same.
     """
-    at = report.reported_at_ms
-    cutoff = at if first_at is None else first_at
-    snapshot: dict[Holding, int] = {}
-    for holding, lot in report.lots:
-        snapshot[holding] = snapshot.get(holding, 0) + lot.thb
+    cutoff = report.reported_at_ms if first_at is None else first_at
     held = 0
-    for holding, reachable_thb in snapshot.items():
+    for holding, reachable_thb in _reachable_at(report).items():
         latest: dict[str, int] = {}
         for version in at_holding.get(holding, ()):
             if version.issued_at_ms > cutoff:
                 break
             latest[version.action_id] = version.hold
-        hold = max(latest.values(), default=0)
-        mine, mine_thb = ledger.stolen_at(holding, report.case, at)
-        if not hold or not mine:
-            continue
-        there = sum(ledger.stolen_at(holding, case, at)[0] for case in ledger.cases_at(holding) if case in reported)
-        held += min(min(hold, there) * mine // there * mine_thb // mine, reachable_thb)
+        share, mine, mine_thb = _reported_share(holding, max(latest.values(), default=0), report, ledger, reported)
+        if share:
+            held += min(share * mine_thb // mine, reachable_thb)
     return held
+
+
+def _reachable_at(report: SentReport) -> dict[Holding, int]:
+    """R's money at each holding when its report arrived (THB minor units)."""
+    reachable: dict[Holding, int] = {}
+    for holding, lot in report.lots:
+        reachable[holding] = reachable.get(holding, 0) + lot.thb
+    return reachable
+
+
+def _reported_share(
+    holding: Holding, hold: int, report: SentReport, ledger: Ledger, reported: set[int]
+) -> tuple[int, int, int]:
+    """R's pro-rata share of what ``hold`` holds of reported victims' money at the holding, R's money there and
+    its THB worth, at R's arrival; the share is 0 when R has nothing there or nothing is held."""
+    at = report.reported_at_ms
+    mine, mine_thb = ledger.stolen_at(holding, report.case, at)
+    if not mine or not hold:
+        return 0, mine, mine_thb
+    there = sum(ledger.stolen_at(holding, case, at)[0] for case in ledger.cases_at(holding) if case in reported)
+    return min(hold, there) * mine // there, mine, mine_thb
 
 
 def _false_holds(
