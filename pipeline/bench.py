@@ -11,7 +11,9 @@
     and the memory of what stays beside it (``pipeline.bench_durable``),
 (j) traffic with the scam simulator's shape (hubs, fan-in, reports all along) at the highest
     rate the worker sustains: messages/s, report -> first freeze and peak memory
-    (``pipeline.bench_national``).
+    (``pipeline.bench_national``),
+(k) the trail over partitions without a broker: one process owning them all, against two
+    exchanging every message through the wire codec (``pipeline.bench_partitioned``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -35,6 +37,7 @@ from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
 from pipeline.bench_durable import footprint_in_a_fresh_process, measure_restarts, measure_store_memory
 from pipeline.bench_national import national_figures
+from pipeline.bench_partitioned import measure_partitioned_trail
 from pipeline.bench_retrace import (
     FAN_IN_REPORTS_PER_BATCH,
     consumed_records,
@@ -60,6 +63,7 @@ CASE_ACCOUNTS = 10_000
 CASE_TPS = 1_000
 CASE_BATCHES = 20
 FAN_IN_VICTIMS = 3_000
+PARTITIONED_TRANSFERS = 200_000
 
 
 def run_bench(settings: Settings, transactions: int, history: tuple[int, int] = (1_000_000, 3_000_000)) -> None:
@@ -168,6 +172,11 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
           f"p99 {fan_in.batches.p99:.1f} ms per batch of {FAN_IN_REPORTS_PER_BATCH} reports, "
           f"{fan_in.batches.total_s:.2f} s in all", flush=True)  # fmt: skip
     print(f"    fan-in end to end    {end_to_end:.2f} s through the broker and the worker", flush=True)
+    spread = measure_partitioned_trail(PARTITIONED_TRANSFERS)
+    print(f"(k) trail over {spread.partitions} partitions, no broker: one process {spread.one_process_us:.1f} µs per "
+          f"transfer; two exchanging messages {spread.two_processes_us:.1f} µs for both together "
+          f"(ratio {spread.two_processes_us / spread.one_process_us:.2f}), {spread.messages_per_transfer:.2f} "
+          f"messages and {spread.bytes_per_transfer:.0f} bytes crossing per transfer", flush=True)  # fmt: skip
     figures = {
         "pipeline_tps": round(pipeline.per_second),
         "pipeline_tps_trail_in_memory": round(in_memory.per_second),
@@ -189,6 +198,9 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
         "fan_in_batch_ms_p99": round(fan_in.batches.p99, 1),
         "fan_in_total_s": round(fan_in.batches.total_s, 2),
         "fan_in_end_to_end_s": round(end_to_end, 2),
+        "partitioned_trail_one_process_us": round(spread.one_process_us, 2),
+        "partitioned_trail_two_processes_us": round(spread.two_processes_us, 2),
+        "partitioned_trail_messages_per_transfer": round(spread.messages_per_transfer, 2),
     }
     return figures
 

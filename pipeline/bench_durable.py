@@ -230,14 +230,15 @@ def measure_store_memory(telecom_events: int = 100_000, cases: int = 3_000, acco
     case_feed.events_until(now_ms - cases * 100)
     per_case, reported = heap_per_item(case_feed, now_ms, "victim-reports")
 
-    interception = Interception(Settings(trail_store="memory"))
+    trail = MoneyTrail(Settings().trace)
+    interception = Interception(Settings(trail_store="memory"), trail=trail)
     numbers = [("bank", "KBANK", f"{(n * 387_420_489) % 1_000_000_000:010d}") for n in range(accounts)]
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for account in numbers:  # the trail interns it; the telecom correlation indexes it as a possible proxy
-        interception.trail.intern(account)
-    interception.telecom.add_accounts(interception.trail.drain_new_accounts())
+        trail.intern(account)
+    interception.telecom.add_accounts(trail.drain_new_accounts())
     per_account = (tracemalloc.get_traced_memory()[0] - before) / accounts
     tracemalloc.stop()
     return StoreMemory(per_event, per_case, per_account, reported)

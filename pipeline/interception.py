@@ -20,7 +20,7 @@ from processors.action_book import ActionBook, Withdrawal, ranked
 from processors.circuit_breaker import CircuitBreaker
 from processors.freeze_orders import FreezeBook, FreezeOrder
 from processors.lifecycle import AckOutcome, AckRefused, ActionLifecycle, expired_action
-from processors.money_trail import MoneyTrail
+from processors.money_trail import MoneyTrail, Trail
 from processors.records import ReleaseRequest, Transfer, partner_id
 from processors.release import Grant, ReleaseDecision, ReleaseDesk, appeal_reason, expired_holds
 from processors.report_revisions import ReportRevisions
@@ -109,11 +109,16 @@ class Interception:
         settings: Settings,
         stores: TransferStores | None = None,
         institution_keys: Mapping[str, Mapping[str, Ed25519PublicKey]] | None = None,
+        trail: Trail | None = None,
     ) -> None:
-        """``institution_keys``: the institutions' registered ack keys (``pipeline.keys.load_institution_keys``)."""
+        """``institution_keys``: the institutions' registered ack keys (``pipeline.keys.load_institution_keys``).
+
+        ``trail``: by default the whole trail runs here, on ``stores``; a ``TrailView`` follows one
+        whose partitions run in other processes.
+        """
         self.settings = settings
         self.revisions = ReportRevisions(settings.report_retention_ms, closed_ms=VICTIM_REPORTS.retention_ms)
-        self.trail = MoneyTrail(settings.trace, stores=stores)
+        self.trail: Trail = MoneyTrail(settings.trace, stores=stores) if trail is None else trail
         self.freezes = FreezeBook(max_hops=settings.max_hops, hold_duration_ms=settings.hold_duration_ms)
         self.telecom = TelecomCorrelation(settings.telecom)
         self.actions = ActionBook()

@@ -14,7 +14,15 @@ Key layout (one byte of kind, one of partition, then big-endian sortable fields)
   O p label \\0 txn_id          -> record          an account's transfers out (I: in)
   o p at seq                    -> [(row, account)] their time index, the same way (i: in)
   A label                       -> account         every account seen
-  M ...                         -> meta            feed clocks, input offsets, the index sequence
+  M ...                         -> meta            feed clocks, input offsets, the index sequences
+With ``keep_traced`` (a trail partition must move between workers with what only traced cases
+have, not be rebuilt by replaying reports), also:
+  C p txn_id                    -> {report_id: record}   report copies of a transfer
+  T p txn_id                    -> (record, reports)     what the accounts were last told of a claimed transfer
+  N p txn_id                    -> (source, reports)     a reported transfer out of an account of the partition
+  W p label \0 txn_id \0 source -> (target, flow, lots)  tainted money arriving at an account
+Every row but ``A`` and the input offsets belongs to one partition (``partition_of_row``), so a
+partition's rows can follow it to another worker.
 A checkpoint's index row is evicted once its latest record is past the cutoff, so a record
 can outlive the history retention by as long as its checkpoint spans: never shorter.
 """
@@ -22,15 +30,16 @@ can outlive the history retention by as long as its checkpoint spans: never shor
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
 import orjson
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
 
+from processors.money_trail import Flow, Lot
 from processors.records import AccountKey, account_label
-from processors.transfer_store import NEVER, Direction, Record
+from processors.transfer_store import NEVER, Direction, Record, TracedState
 
 Change = tuple[bytes, bytes | None]  # a row and its new value (None: deleted)
 Encoded = dict[int, tuple[Record, bytes]]  # id(record) -> (record, its encoding): a new transfer's rows share one
@@ -54,10 +63,22 @@ def _at(ms: int) -> bytes:
     return struct.pack(">Q", ms + _BIAS)
 
 
+_PARTITION_ROWS = b"FfOoIiCTNW"  # row kinds whose second byte is the partition
+
+
+def partition_of_row(key: bytes) -> int | None:
+    """The partition a row belongs to, or None for the rows of the whole store (accounts, input offsets)."""
+    if key[:1] and key[0] in _PARTITION_ROWS:
+        return key[1]
+    if key.startswith((b"Mclock", _SEQUENCE)) and len(key) in (len(b"Mclock") + 1, len(_SEQUENCE) + 1):
+        return key[-1]
+    return None
+
+
 class RocksStores:
     """One RocksDB holding every partition's transfers; the ``TransferStores`` of a durable worker."""
 
-    def __init__(self, path: Path, recheck_ms: int) -> None:
+    def __init__(self, path: Path, recheck_ms: int, keep_traced: bool = False) -> None:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -69,18 +90,21 @@ class RocksStores:
         self.recheck_ms = recheck_ms  # kept evidence is looked at (and re-logged) again this much later
         self._writes: dict[bytes, bytes | None] = {}  # this batch's rows, not yet in the db
         self._feeds: dict[int, RocksFeed] = {}
-        self._transfers: list[RocksAccountTransfers] = []
+        self._transfers: dict[tuple[int, Direction], RocksAccountTransfers] = {}
         self._staged: list[Change] = []
-        self._sequence: int | None = None  # read when first needed: after a restore has applied the changelog
+        self._sequences: dict[bytes, int] = {}  # per partition, read when first needed: after a restore
+        self.keep_traced = keep_traced
 
     def index_key(self, prefix: bytes, at_ms: int) -> bytes:
-        """A new time-index row's key: unique, and ordered by ``at_ms``."""
-        if self._sequence is None:
-            raw = self.get(_SEQUENCE)
-            self._sequence = 0 if raw is None else int(msgspec.msgpack.decode(raw))
-        self._sequence += 1
-        self._writes[_SEQUENCE] = _encode(self._sequence)
-        return prefix + _at(at_ms) + struct.pack(">Q", self._sequence)
+        """A new time-index row's key: unique within its partition, and ordered by ``at_ms``."""
+        row = _SEQUENCE + prefix[1:2]  # one per partition: its rows move between workers with it
+        sequence = self._sequences.get(row)
+        if sequence is None:
+            raw = self.get(row) or self.get(_SEQUENCE)  # a store from before sequences per partition goes on from there
+            sequence = 0 if raw is None else int(msgspec.msgpack.decode(raw))
+        self._sequences[row] = sequence = sequence + 1
+        self._writes[row] = _encode(sequence)
+        return prefix + _at(at_ms) + struct.pack(">Q", sequence)
 
     def index_rows(self, prefix: bytes, entries: Sequence[object], latest_ms: int) -> list[Change]:
         """Time-index rows for entries, a few thousand a row: each stays far below a message's size limit."""
@@ -96,8 +120,7 @@ class RocksStores:
         return feed
 
     def transfers(self, partition: int, direction: Direction) -> RocksAccountTransfers:
-        transfers = RocksAccountTransfers(self, partition, direction)
-        self._transfers.append(transfers)
+        transfers = self._transfers[(partition, direction)] = RocksAccountTransfers(self, partition, direction)
         return transfers
 
     def remember_account(self, account: AccountKey) -> None:
@@ -105,6 +128,24 @@ class RocksStores:
 
     def accounts(self) -> Iterable[AccountKey]:
         return (_decode_account(value) for _, value in self.scan(b"A"))
+
+    def traced(self, partition: int) -> RocksTraced | None:
+        return RocksTraced(self, partition) if self.keep_traced else None
+
+    def drop_partition(self, partition: int) -> None:
+        """Delete every row of a partition (before restoring it from its changelog), this batch's too."""
+        tag = bytes([partition])
+        batch = WriteBatch(raw_mode=True)
+        for kind in _PARTITION_ROWS:
+            batch.delete_range(bytes([kind]) + tag, bytes([kind]) + bytes([partition + 1]))
+        for key in (b"Mclock" + tag, _SEQUENCE + tag):
+            batch.delete(key)
+        self.db.write(batch)
+        self._writes = {key: value for key, value in self._writes.items() if partition_of_row(key) != partition}
+        self._sequences.pop(_SEQUENCE + tag, None)
+        self._feeds.pop(partition, None)
+        for direction in ("out", "in"):
+            self._transfers.pop((partition, direction), None)
 
     # -- reads that see this batch's writes ---------------------------------------------------------
 
@@ -148,7 +189,7 @@ class RocksStores:
         encoded: Encoded = {}
         for feed in self._feeds.values():
             feed.stage(rows, encoded)
-        for transfers in self._transfers:
+        for transfers in self._transfers.values():
             transfers.stage(rows, encoded)
         rows.extend(self._writes.items())  # the index sequence those rows advanced
         self._writes = {}
@@ -336,3 +377,48 @@ class RocksAccountTransfers:
                     latest = record[0]
         rows.extend(self._stores.index_rows(self._index, indexed, latest))
         self._changed = {}
+
+
+_Lot = tuple[int, frozenset[str], tuple[tuple[str, int, _Account, _Account, int, str, int], ...]]
+_decode_copies = msgspec.msgpack.Decoder(dict[str, tuple[int, _Account, _Account, int, str, str, bool]]).decode
+_decode_told = msgspec.msgpack.Decoder(
+    tuple[tuple[int, _Account, _Account, int, str, str, bool], frozenset[str]]
+).decode
+_decode_named = msgspec.msgpack.Decoder(tuple[_Account, frozenset[str]]).decode
+_decode_arriving = msgspec.msgpack.Decoder(tuple[_Account, tuple[str, _Account], tuple[_Lot, ...]]).decode
+
+
+class RocksTraced:
+    """A partition's traced state as rows: written with the batch that changed it, read when the partition opens."""
+
+    def __init__(self, stores: RocksStores, partition: int) -> None:
+        self._stores = stores
+        tag = bytes([partition])
+        self._copies, self._told, self._named, self._arriving = b"C" + tag, b"T" + tag, b"N" + tag, b"W" + tag
+
+    def load(self) -> TracedState:
+        scan = self._stores.scan
+        copies = {key[2:].decode(): _decode_copies(value) for key, value in scan(self._copies)}
+        told = {key[2:].decode(): _decode_told(value) for key, value in scan(self._told)}
+        named = {key[2:].decode(): _decode_named(value) for key, value in scan(self._named)}
+        arriving: dict[AccountKey, dict[Flow, tuple[Lot, ...]]] = {}
+        for _, value in scan(self._arriving):
+            target, flow, content = _decode_arriving(value)
+            arriving.setdefault(target, {})[flow] = content
+        return copies, told, named, arriving
+
+    def copies(self, txn_id: str, copies: Mapping[str, Record] | None) -> None:
+        self._stores.put(self._copies + txn_id.encode(), None if not copies else _encode(copies))
+
+    def told(self, txn_id: str, told: tuple[Record, frozenset[str]] | None) -> None:
+        self._stores.put(self._told + txn_id.encode(), None if told is None else _encode(told))
+
+    def named(self, txn_id: str, named: tuple[AccountKey, frozenset[str]] | None) -> None:
+        self._stores.put(self._named + txn_id.encode(), None if named is None else _encode(named))
+
+    def arriving(self, target: AccountKey, flow: Flow, content: tuple[Lot, ...] | None) -> None:
+        txn_id, source = flow
+        key = self._arriving + b"\x00".join(
+            (account_label(target).encode(), txn_id.encode(), account_label(source).encode())
+        )
+        self._stores.put(key, None if content is None else _encode((target, flow, content)))

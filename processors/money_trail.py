@@ -31,9 +31,10 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Protocol, cast
 
 from processors.records import CASH, AccountKey, Report, Transfer, account_label
-from processors.transfer_store import AccountTransfers, FeedStore, MemoryStores, Record, TransferStores
+from processors.transfer_store import AccountTransfers, Direction, FeedStore, MemoryStores, Record, TransferStores
 
 Holding = tuple[AccountKey, str]  # where a traced amount sits: (account, currency)
 # One transfer on a lot's path: (txn_id, hop, source, target, at_ms, currency, amount). Hop 0 = a reported transfer.
@@ -194,7 +195,7 @@ class _Allocation:
 
 
 # What a resolver tells an account's partition about one transfer out of it or into it: (account, txn_id,
-# record or None to take it back, the reports naming it, True for a new feed record the account cannot have yet).
+# record or None to take it back, the reports naming it, True for a feed record the account has not been told of).
 Told = tuple[AccountKey, str, "Record | None", frozenset[str], bool]
 FlowUpdate = tuple[AccountKey, Flow, "tuple[Lot, ...] | None"]  # (target, (txn_id, source), content)
 NOBODY: frozenset[str] = frozenset()
@@ -210,15 +211,22 @@ class TransferResolver:
 
     It tells the source account's partition and the target account's (``Told`` messages) whenever
     the record or the reports naming it change, and takes a record back from an account it no
-    longer involves. Only the first delivery of an unclaimed feed record is marked new, so the
-    account can simply append it; every other message replaces the account's copy by txn_id.
+    longer involves. Only the first delivery of an unclaimed feed record is marked new, so a
+    traced account allocates it on from where its allocation stopped (one sent again after a crash
+    is no later than that, and recomputes the account instead); the account's copy is kept by txn_id.
     """
 
-    def __init__(self, history_retention_ms: int, feed: FeedStore) -> None:
+    def __init__(self, history_retention_ms: int, feed: FeedStore, state: TrailPartition | None = None) -> None:
         self._retention_ms = history_retention_ms
         self.feed = feed
         self._copies: dict[str, dict[str, Record]] = {}  # txn_id -> report_id -> record
         self._told: dict[str, tuple[Record, frozenset[str]]] = {}  # what the accounts were last told (claimed only)
+        self._log: TracedLog | None = None
+        if state is not None:
+            self._copies, self._told, self._log = state.copies, state.told, state.log
+
+    def export(self, state: TrailPartition) -> None:
+        state.copies, state.told = self._copies, self._told
 
     def add_feed(self, txn_id: str, record: Record) -> tuple[list[Told], list[Told]] | None:
         """A bank feed record; None if it changes nothing (a redelivery, or older than the evicted history)."""
@@ -264,6 +272,9 @@ class TransferResolver:
             self._told.pop(txn_id, None)
         else:
             self._told[txn_id] = after
+        if self._log is not None:
+            self._log.copies(txn_id, self._copies.get(txn_id))
+            self._log.told(txn_id, self._told.get(txn_id))
         outgoing: list[Told] = []
         incoming: list[Told] = []
         if before == after:
@@ -295,7 +306,13 @@ class TransferResolver:
 class AccountTrail:
     """The accounts of one partition: their transfers, the tainted money that reached them, and its allocation."""
 
-    def __init__(self, settings: TraceSettings, outgoing: AccountTransfers, incoming: AccountTransfers) -> None:
+    def __init__(
+        self,
+        settings: TraceSettings,
+        outgoing: AccountTransfers,
+        incoming: AccountTransfers,
+        state: TrailPartition | None = None,
+    ) -> None:
         self.settings = settings
         self._outgoing = outgoing
         self._incoming = incoming
@@ -310,6 +327,37 @@ class AccountTrail:
         # New feed transfers of traced accounts, to allocate on from where they stopped (True: out of the account).
         self._appended: dict[AccountKey, list[tuple[Record, bool]]] = {}
         self._before: dict[AccountKey, _Allocation | None] = {}  # allocations as the last ``changes`` saw them
+        self._log: TracedLog | None = None
+        if state is not None:
+            for txn_id, (source, named) in state.named.items():
+                self._named[txn_id] = named
+                self._named_out.setdefault(source, set()).add(txn_id)
+            self._tainted_in, self._log = state.tainted_in, state.log
+
+    def transfers(self, direction: Direction) -> AccountTransfers:
+        return self._outgoing if direction == "out" else self._incoming
+
+    def export(self, state: TrailPartition) -> None:
+        sources = {txn_id: source for source, txn_ids in self._named_out.items() for txn_id in txn_ids}
+        state.named = {txn_id: (sources[txn_id], named) for txn_id, named in self._named.items()}
+        state.tainted_in = self._tainted_in
+
+    def recompute_all(self) -> None:
+        """Recompute every traced account at the next ``settle`` (a partition just adopted)."""
+        self._dirty.update(self._tainted_in.keys() | self._named_out.keys())
+
+    def forget_flows(self, sent_from: Callable[[AccountKey], bool]) -> None:
+        """Drop the tainted money arriving from the accounts ``sent_from`` names; their partition sends it again."""
+        for target, arriving in list(self._tainted_in.items()):
+            gone = [flow for flow in arriving if sent_from(flow[1])]
+            for flow in gone:
+                del arriving[flow]
+                if self._log is not None:
+                    self._log.arriving(target, flow, None)
+            if gone:
+                self._dirty.add(target)
+                if not arriving:
+                    del self._tainted_in[target]
 
     def outgoing(
         self, source: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
@@ -325,6 +373,8 @@ class AccountTrail:
             _discard(self._named_out, source, txn_id)
         if named or was_named:
             self._dirty.add(source)
+            if self._log is not None:
+                self._log.named(txn_id, (source, named) if named else None)
         elif source in self._allocations:
             self._touch(source, record, new, out=True)
 
@@ -350,12 +400,16 @@ class AccountTrail:
                 if not arriving:
                     del self._tainted_in[target]
                 self._dirty.add(target)
+                if self._log is not None:
+                    self._log.arriving(target, flow, None)
         else:
             if arriving is None:
                 arriving = self._tainted_in[target] = {}
             if arriving.get(flow) != content:
                 arriving[flow] = content
                 self._dirty.add(target)
+                if self._log is not None:
+                    self._log.arriving(target, flow, content)
 
     def settle(self) -> list[FlowUpdate]:
         """Recompute every account marked since the last call; returns the outflow contents that changed."""
@@ -588,31 +642,105 @@ def _updates(
     return updates
 
 
-class MoneyTrail:
-    """The whole trail in one process: transfer resolvers and account partitions, with messages between them.
+class Trail(Protocol):
+    """What the case role needs of the trail: this process's ``MoneyTrail``, or a ``TrailView`` of other processes'."""
 
-    ``partitions`` splits the state the way a consumer group splits it across workers: txn_ids
-    to resolvers and accounts to account partitions by a stable hash. Messages are delivered
-    in-process here, exactly once and in order per key; each is a latest-value update for its key.
+    @property
+    def reports(self) -> dict[str, Report]: ...
+    def __len__(self) -> int: ...
+    def add_report(self, report: Report) -> bool: ...
+    def forget_reports(self, report_ids: Iterable[str]) -> int: ...
+    def add_transaction(self, transfer: Transfer) -> bool: ...
+    def retrace(self) -> dict[Holding, HoldingTrace | None]: ...
+    def drain_new_accounts(self) -> list[AccountKey]: ...
+    def evict(self) -> int: ...
+    def holding(self, holding: Holding) -> HoldingTrace | None: ...
+    def holdings(self) -> dict[Holding, HoldingTrace]: ...
+
+
+# What one trail partition sends another, and a report's claims send the resolvers, as a consumer group's
+# workers send them through the broker. Each is a latest-value update for its key, so a redelivery is harmless.
+FEED, CLAIM, OUT, IN, FLOW, RESET = "feed", "claim", "out", "in", "flow", "reset"
+FeedMessage = tuple[str, str, Record]  # (FEED, txn_id, record)
+ClaimMessage = tuple[str, str, str, "Record | None"]  # (CLAIM, report_id, txn_id, record or None to withdraw)
+ToldMessage = tuple[str, AccountKey, str, "Record | None", frozenset[str], bool]  # (OUT or IN, *Told)
+FlowMessage = tuple[str, AccountKey, Flow, "tuple[Lot, ...] | None"]  # (FLOW, *FlowUpdate)
+ResetMessage = tuple[str, int]  # (RESET, partition): forget every outflow content its accounts sent before
+Message = FeedMessage | ClaimMessage | ToldMessage | FlowMessage | ResetMessage
+
+
+class TracedLog(Protocol):
+    """Where a trail partition's traced state goes as it changes (a worker's store: its rows go to the changelog)."""
+
+    def copies(self, txn_id: str, copies: Mapping[str, Record] | None) -> None: ...
+    def told(self, txn_id: str, told: tuple[Record, frozenset[str]] | None) -> None: ...
+    def named(self, txn_id: str, named: tuple[AccountKey, frozenset[str]] | None) -> None: ...
+    def arriving(self, target: AccountKey, flow: Flow, content: tuple[Lot, ...] | None) -> None: ...
+
+
+@dataclass(slots=True)
+class TrailPartition:
+    """Everything one trail partition knows, as it moves between workers (a handover) or is restored (a crash).
+
+    The transfers are in the stores (on disk and in their changelog, in a worker); the rest is the
+    state only traced cases have: report copies, reported transfers and the tainted money arriving,
+    kept in ``log`` as well when the stores keep it. Allocations are not kept: they are recomputed
+    from this when the partition is opened.
     """
 
-    def __init__(self, settings: TraceSettings, partitions: int = 1, stores: TransferStores | None = None) -> None:
+    feed: FeedStore
+    outgoing: AccountTransfers
+    incoming: AccountTransfers
+    copies: dict[str, dict[str, Record]] = field(default_factory=dict)
+    told: dict[str, tuple[Record, frozenset[str]]] = field(default_factory=dict)
+    named: dict[str, tuple[AccountKey, frozenset[str]]] = field(default_factory=dict)  # txn_id -> (source, reports)
+    tainted_in: dict[AccountKey, dict[Flow, tuple[Lot, ...]]] = field(default_factory=dict)
+    log: TracedLog | None = None
+
+
+class MoneyTrail:
+    """The trail's transfer resolvers and account partitions, the ones this process owns, with messages between them.
+
+    ``partitions`` splits the state the way a consumer group splits it across workers: txn_ids
+    to resolvers and accounts to account partitions by a stable hash. By default one process owns
+    every partition and delivers every message itself, exactly once and in order per key. With
+    ``owned``, messages for the other partitions collect in ``outbox`` for the caller to send, and
+    ``receive`` takes the messages other processes sent to this one's partitions (in order per
+    partition, as a Kafka partition keeps them; again or late is harmless).
+
+    A message between two partitions owned here is delivered in process only once the receiving
+    partition is ``local``: the caller says so when it has read that partition's messages to their
+    end since this process last adopted a partition. Until then, an earlier owner's messages may
+    still wait there, and one delivered in process would overtake them; it goes to the outbox.
+    """
+
+    def __init__(
+        self,
+        settings: TraceSettings,
+        partitions: int = 1,
+        stores: TransferStores | None = None,
+        owned: Iterable[int] | None = None,
+    ) -> None:
         self.settings = settings
         self.partitions = partitions
         self.stores = stores = MemoryStores() if stores is None else stores
         self.reports: dict[str, Report] = {}
-        self.resolvers = [TransferResolver(settings.history_retention_ms, stores.feed(p)) for p in range(partitions)]
-        self.accounts = [
-            AccountTrail(settings, stores.transfers(p, "out"), stores.transfers(p, "in")) for p in range(partitions)
-        ]
+        self.resolvers: dict[int, TransferResolver] = {}
+        self.accounts: dict[int, AccountTrail] = {}
+        for partition in range(partitions) if owned is None else owned:
+            self._open(partition, self._stored(partition))
+        self.outbox: dict[int, list[Message]] = {}
+        self._local: set[int] = set(range(partitions)) if owned is None else set()
+        self._resets: set[int] = set()
         self._interned: dict[AccountKey, AccountKey] = {}
+        self._account_partitions: dict[AccountKey, int] = {}
         self._new_accounts: list[AccountKey] = []
         for account in stores.accounts():  # a restart with the transfers on disk: their accounts are known
             self.intern(account, remembered=True)
 
     def __len__(self) -> int:
-        """Bank transfers indexed."""
-        return sum(len(resolver.feed) for resolver in self.resolvers)
+        """Bank transfers indexed (in the partitions owned here)."""
+        return sum(len(resolver.feed) for resolver in self.resolvers.values())
 
     def intern(self, account: AccountKey, remembered: bool = False) -> AccountKey:
         known = self._interned.get(account)
@@ -630,17 +758,40 @@ class MoneyTrail:
         drained, self._new_accounts = self._new_accounts, []
         return drained
 
-    def account_partition(self, account: AccountKey) -> AccountTrail:
+    def partition_of_account(self, account: AccountKey) -> int:
         if self.partitions == 1:
-            return self.accounts[0]  # the label is not worth building: every account is here
-        return self.accounts[partition_of(account_label(account), self.partitions)]
+            return 0  # not worth building the label
+        partition = self._account_partitions.get(account)
+        if partition is None:  # every transfer asks twice: the label and its hash are worth keeping
+            partition = self._account_partitions[account] = partition_of(account_label(account), self.partitions)
+        return partition
+
+    def account_partition(self, account: AccountKey) -> AccountTrail | None:
+        """The account's partition if messages to it are delivered in process, else None (they go to the outbox)."""
+        if self.partitions == 1:
+            return self.accounts.get(0) if self._local else None  # the worker's hot path: one partition
+        partition = self.partition_of_account(account)
+        return self.accounts[partition] if partition in self._local else None
+
+    def deliver_locally(self, partition: int) -> None:
+        """Messages to ``partition`` (owned here) may be delivered in process: its queue has been read to its end."""
+        if partition in self.accounts:
+            self._local.add(partition)
 
     def add_transaction(self, transfer: Transfer) -> bool:
-        """Index a bank transfer; False for a redelivered ``txn_id`` or one older than the evicted history."""
+        """Index a bank transfer; False for a redelivered ``txn_id`` or one older than the evicted history.
+
+        A transfer for a resolver owned elsewhere goes to the outbox, and counts as new here.
+        """
         txn_id = transfer.txn_id
         record = (transfer.at_ms, self.intern(transfer.source), self.intern(transfer.target), transfer.amount,
                   transfer.currency, txn_id, False)  # fmt: skip
-        told = self.resolvers[partition_of(txn_id, self.partitions)].add_feed(txn_id, record)
+        partition = partition_of(txn_id, self.partitions)
+        if partition not in self._local:
+            self._post(partition, (FEED, txn_id, record))
+            return True
+        resolver = self.resolvers[partition]
+        told = resolver.add_feed(txn_id, record)
         if told is None:
             return False
         self._deliver(*told)
@@ -656,9 +807,7 @@ class MoneyTrail:
         after = _claims(report)
         for txn_id in sorted(before.keys() | after.keys()):
             sent = after.get(txn_id)
-            record = None if sent is None else self._copy(sent)
-            resolver = self.resolvers[partition_of(txn_id, self.partitions)]
-            self._deliver(*resolver.claim(report.report_id, txn_id, record))
+            self._claim(report.report_id, txn_id, None if sent is None else self._copy(sent))
         return True
 
     def forget_reports(self, report_ids: Iterable[str]) -> int:
@@ -677,41 +826,165 @@ class MoneyTrail:
                 continue
             forgotten += 1
             for txn_id in sorted(_claims(report)):
-                resolver = self.resolvers[partition_of(txn_id, self.partitions)]
-                self._deliver(*resolver.claim(report_id, txn_id, None))
+                self._claim(report_id, txn_id, None)
         return forgotten
+
+    def _claim(self, report_id: str, txn_id: str, record: Record | None) -> None:
+        partition = partition_of(txn_id, self.partitions)
+        if partition in self._local:
+            self._deliver(*self.resolvers[partition].claim(report_id, txn_id, record))
+        else:
+            self._post(partition, (CLAIM, report_id, txn_id, record))
 
     def _copy(self, sent: Transfer) -> Record:
         return (sent.at_ms, self.intern(sent.source), self.intern(sent.target), sent.amount, sent.currency,
                 sent.txn_id, False)  # fmt: skip
 
+    def _post(self, partition: int, message: Message) -> None:
+        outbox = self.outbox.get(partition)
+        if outbox is None:
+            self.outbox[partition] = [message]
+        else:
+            outbox.append(message)
+
+    def take_outbox(self) -> dict[int, list[Message]]:
+        """The messages for partitions owned elsewhere since the last call, by partition, in the order to send them."""
+        taken, self.outbox = self.outbox, {}
+        return taken
+
     def _deliver(self, outgoing: list[Told], incoming: list[Told]) -> None:
-        for source, txn_id, record, named, new in outgoing:
-            self.account_partition(source).outgoing(source, txn_id, record, named, new)
-        for target, txn_id, record, named, new in incoming:
-            self.account_partition(target).incoming(target, txn_id, record, named, new)
+        for told in outgoing:
+            partition = self.account_partition(told[0])
+            if partition is None:
+                self._post(self.partition_of_account(told[0]), (OUT, *told))
+            else:
+                partition.outgoing(*told)
+        for told in incoming:
+            partition = self.account_partition(told[0])
+            if partition is None:
+                self._post(self.partition_of_account(told[0]), (IN, *told))
+            else:
+                partition.incoming(*told)
+
+    def receive(self, partition: int, messages: Iterable[Message]) -> None:
+        """Messages sent to one partition owned here, in the order they were sent."""
+        resolver, accounts = self.resolvers[partition], self.accounts[partition]
+        for message in messages:
+            kind = message[0]
+            if kind == FEED:
+                _, txn_id, record = cast(FeedMessage, message)
+                told = resolver.add_feed(txn_id, self._interned_record(record))
+                if told is not None:
+                    self._deliver(*told)
+            elif kind == CLAIM:
+                _, report_id, txn_id, claimed = cast(ClaimMessage, message)
+                claimed = None if claimed is None else self._interned_record(claimed)
+                self._deliver(*resolver.claim(report_id, txn_id, claimed))
+            elif kind in (OUT, IN):
+                _, account, txn_id, told_record, named, new = cast(ToldMessage, message)
+                told_record = None if told_record is None else self._interned_record(told_record)
+                tell = accounts.outgoing if kind == OUT else accounts.incoming
+                tell(self.intern(account), txn_id, told_record, named, new)
+            elif kind == FLOW:
+                _, target, flow, content = cast(FlowMessage, message)
+                accounts.flow(self.intern(target), flow, content)
+            elif kind == RESET:
+                accounts.forget_flows(self._in_partition(cast(ResetMessage, message)[1]))
+            else:
+                raise ValueError(f"unknown trail message kind {kind!r}")
+
+    def _in_partition(self, partition: int) -> Callable[[AccountKey], bool]:
+        return lambda account: self.partition_of_account(account) == partition
+
+    def _interned_record(self, record: Record) -> Record:
+        at_ms, source, target, amount, currency, txn_id, named = record
+        return (at_ms, self.intern(source), self.intern(target), amount, currency, txn_id, named)
 
     def retrace(self) -> dict[Holding, HoldingTrace | None]:
-        """Settle every partition, passing changed outflow contents between them until nothing changes.
+        """Settle every partition owned here, passing changed outflow contents between them until nothing changes.
 
         Returns every holding whose trace changed, with None for holdings no longer reached. Accounts
         are recomputed in waves, so one fed by many others (a cash-out) is recomputed once per wave.
+        Contents for partitions owned elsewhere go to the outbox.
         """
-        while any(partition.unsettled for partition in self.accounts):
-            updates = [update for partition in self.accounts for update in partition.settle()]
+        owned = self.accounts.values()
+        while any(partition.unsettled for partition in owned):
+            updates = [update for partition in owned for update in partition.settle()]
             for target, flow, content in updates:
-                self.account_partition(target).flow(target, flow, content)
+                partition = self.account_partition(target)
+                if partition is None:
+                    self._post(self.partition_of_account(target), (FLOW, target, flow, content))
+                else:
+                    partition.flow(target, flow, content)
         changed: dict[Holding, HoldingTrace | None] = {}
-        for partition in self.accounts:
+        for partition in owned:
             changed.update(partition.changes())
         return changed
 
+    def take_resets(self) -> set[int]:
+        """Partitions adopted since the last call: whoever follows the holdings drops every one it had from them
+        before applying the next ``retrace``, which returns all of them (a crashed owner may have sent some the
+        adopted state never reaches again)."""
+        taken, self._resets = self._resets, set()
+        return taken
+
+    def _stored(self, partition: int) -> TrailPartition:
+        """A partition as the stores keep it: its transfers, and its traced state if they keep that too."""
+        stores = self.stores
+        state = TrailPartition(stores.feed(partition), stores.transfers(partition, "out"),
+                               stores.transfers(partition, "in"))  # fmt: skip
+        traced = stores.traced(partition)
+        if traced is not None:
+            state.copies, state.told, state.named, state.tainted_in = traced.load()
+            state.log = traced
+        return state
+
+    def partition_state(self, partition: int) -> TrailPartition:
+        """What a partition owned here knows (live, not a copy): what a checkpoint keeps."""
+        resolver, trail = self.resolvers[partition], self.accounts[partition]
+        state = TrailPartition(resolver.feed, trail.transfers("out"), trail.transfers("in"))
+        resolver.export(state)
+        trail.export(state)
+        return state
+
+    def release(self, partition: int) -> TrailPartition:
+        """Stop owning a partition; returns what it knew, for the process that adopts it."""
+        state = self.partition_state(partition)
+        del self.resolvers[partition], self.accounts[partition]
+        self._local.discard(partition)
+        return state
+
+    def adopt(self, partition: int, state: TrailPartition | None = None) -> None:
+        """Own a partition from what it knew at its owner's last checkpoint (a handover, or a crash).
+
+        Its owner may have sent outflow contents after that checkpoint which replaying its input will
+        not send again, so every partition is told to forget the contents its accounts ever sent, and
+        gets the adopted state's own at the next ``retrace``; the holdings are reset likewise. No
+        partition here is ``local`` until the caller has read its messages to their end again: the
+        earlier owner's may wait there. Without ``state``, the partition is read from the stores (restored
+        from its changelog first, in a worker).
+        """
+        self._open(partition, self._stored(partition) if state is None else state)
+        self._local.clear()
+        for other in range(self.partitions):
+            self._post(other, (RESET, partition))
+        self._resets.add(partition)
+
+    def _open(self, partition: int, state: TrailPartition) -> None:
+        settings = self.settings
+        self.resolvers[partition] = TransferResolver(settings.history_retention_ms, state.feed, state)
+        self.accounts[partition] = trail = AccountTrail(settings, state.outgoing, state.incoming, state)
+        trail.recompute_all()  # allocations are not kept: they follow from the state
+
     def holding(self, holding: Holding) -> HoldingTrace | None:
-        """The current trace of one holding."""
-        return self.account_partition(holding[0]).holding(holding)
+        """The current trace of one holding (of a partition owned here)."""
+        partition = self.accounts.get(self.partition_of_account(holding[0]))
+        return None if partition is None else partition.holding(holding)
 
     def holdings(self) -> dict[Holding, HoldingTrace]:
-        return {holding: trace for partition in self.accounts for holding, trace in partition.holdings().items()}
+        return {
+            holding: trace for partition in self.accounts.values() for holding, trace in partition.holdings().items()
+        }
 
     def evict(self) -> int:
         """Forget bank transfers older than the history retention, on the feed's own clock; returns how many went.
@@ -719,9 +992,11 @@ class MoneyTrail:
         Transfers of accounts the trail reaches stay: they are its evidence. A transfer older than what
         was evicted is not indexed again if it is redelivered, so eviction never changes a later trace.
         """
-        gone = sum(resolver.evict() for resolver in self.resolvers)
-        cutoff = max(resolver.feed.forgotten_before_ms for resolver in self.resolvers)
-        for partition in self.accounts:
+        if not self.resolvers:
+            return 0
+        gone = sum(resolver.evict() for resolver in self.resolvers.values())
+        cutoff = max(resolver.feed.forgotten_before_ms for resolver in self.resolvers.values())
+        for partition in self.accounts.values():
             partition.evict(cutoff)
         return gone
 

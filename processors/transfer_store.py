@@ -11,10 +11,13 @@ seconds with tens of millions of transfers keeps them on disk instead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Literal, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from processors.records import AccountKey
+
+if TYPE_CHECKING:
+    from processors.money_trail import Flow, Lot
 
 # The effective record of a transfer: (at_ms, source, target, amount, currency, txn_id, named by a report).
 Record = tuple[int, AccountKey, AccountKey, int, str, str, bool]
@@ -66,6 +69,30 @@ class TransferStores(Protocol):
         """Every account remembered before this process started (for a restart's rebuild)."""
         ...
 
+    def traced(self, partition: int) -> TracedStore | None:
+        """Where the partition's traced state is kept, or None where the trail rebuilds it by replaying reports."""
+        ...
+
+
+TracedState = tuple[
+    dict[str, dict[str, Record]],  # resolver: txn_id -> report_id -> a report's copy
+    dict[str, tuple[Record, frozenset[str]]],  # resolver: what the accounts were last told, claimed transfers only
+    dict[str, tuple[AccountKey, frozenset[str]]],  # accounts: reported transfers out -> (source, reports naming them)
+    dict[AccountKey, dict["Flow", tuple["Lot", ...]]],  # accounts: the tainted money arriving, per receiving account
+]
+
+
+class TracedStore(Protocol):
+    """A partition's traced state in a worker's store: loaded when the partition is opened, logged as it changes."""
+
+    def load(self) -> TracedState: ...
+
+    # the TracedLog the trail writes to
+    def copies(self, txn_id: str, copies: Mapping[str, Record] | None) -> None: ...
+    def told(self, txn_id: str, told: tuple[Record, frozenset[str]] | None) -> None: ...
+    def named(self, txn_id: str, named: tuple[AccountKey, frozenset[str]] | None) -> None: ...
+    def arriving(self, target: AccountKey, flow: Flow, content: tuple[Lot, ...] | None) -> None: ...
+
 
 class MemoryFeed(dict[str, Record]):
     def __init__(self) -> None:
@@ -85,42 +112,31 @@ class MemoryFeed(dict[str, Record]):
 
 class MemoryAccountTransfers:
     def __init__(self) -> None:
-        self._by_account: dict[AccountKey, list[Record]] = {}
+        self._by_account: dict[AccountKey, dict[str, Record]] = {}
 
     def scan(self, account: AccountKey) -> Iterator[Record]:
-        return iter(self._by_account.get(account, ()))
+        return iter(self._by_account.get(account, {}).values())
 
     def record(self, account: AccountKey, txn_id: str) -> Record | None:
-        return next((known for known in self._by_account.get(account, ()) if known[5] == txn_id), None)
+        return self._by_account.get(account, {}).get(txn_id)
 
     def put(self, account: AccountKey, txn_id: str, record: Record | None, new: bool) -> None:
+        # Keyed by txn_id even when ``new``: a transfer sent again after a crash is kept once.
         records = self._by_account.get(account)
-        if records is None:
-            if record is not None:
-                self._by_account[account] = [record]
-            return
-        if new and record is not None:
-            records.append(record)  # the hot path: a bank transfer nobody has claimed
-            return
-        for index, known in enumerate(records):
-            if known[5] == txn_id:
-                if record is None:
-                    del records[index]
-                else:
-                    records[index] = record
-                break
+        if record is None:
+            if records is not None and records.pop(txn_id, None) is not None and not records:
+                del self._by_account[account]
+        elif records is None:
+            self._by_account[account] = {txn_id: record}
         else:
-            if record is not None:
-                records.append(record)
-        if not records:
-            del self._by_account[account]
+            records[txn_id] = record
 
     def evict(self, cutoff_ms: int, kept: Callable[[AccountKey], bool]) -> int:
         gone = 0
         for account, records in list(self._by_account.items()):
             if kept(account):
                 continue
-            left = [record for record in records if record[0] >= cutoff_ms]
+            left = {txn_id: record for txn_id, record in records.items() if record[0] >= cutoff_ms}
             gone += len(records) - len(left)
             if left:
                 self._by_account[account] = left
@@ -143,3 +159,6 @@ class MemoryStores:
 
     def accounts(self) -> Iterable[AccountKey]:
         return ()
+
+    def traced(self, partition: int) -> TracedStore | None:
+        return None  # the trail's own dicts are the state

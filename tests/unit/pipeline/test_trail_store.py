@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from pipeline.interception import BatchResult, Interception
 from pipeline.topics import BANK_TRANSACTIONS
-from pipeline.trail_store import Change, RocksStores
+from pipeline.trail_store import Change, RocksStores, partition_of_row
 from processors.money_trail import MoneyTrail, TraceSettings
 from processors.records import AccountKey, Report, Transfer
-from tests.unit.processors.test_money_trail import report, transfer
+from tests.unit.processors.test_money_trail import account, report, transfer
 from tests.unit.processors.test_trace_properties import (
     NOW_MS,
     SETTINGS,
@@ -298,3 +298,35 @@ def test_money_reaching_a_hub_reads_enough_of_its_history_to_call_it_one_not_all
 
 def replace_target(sent: Transfer, target: AccountKey) -> Transfer:
     return Transfer(sent.txn_id, sent.source, target, sent.amount, sent.currency, sent.at_ms)
+
+
+def test_every_row_of_a_traced_trail_belongs_to_a_partition_and_dropping_one_leaves_the_rest() -> None:
+    """What lets a partition follow its owner to another worker: its rows, and only its rows, can be told apart."""
+    with store_directory() as path:
+        stores = RocksStores(path, RECHECK_MS, keep_traced=True)
+        trail = MoneyTrail(TRACE, 4, stores=stores)
+        for i in range(40):
+            trail.add_transaction(transfer(f"t{i}", f"a{i % 7}", f"a{(i + 3) % 7}", 100, at_ms=i * 10))
+        trail.add_report(report("r1", transfer("v1", "victim", "a0", 5_000, at_ms=-1)))
+        assert trail.retrace()
+        rows = stores.stage({(BANK, 0): 41})
+        stores.flush(None)
+        assert {key[:9] for key, _ in rows if partition_of_row(key) is None} <= {b"Moffsets"} | {
+            key[:9] for key, _ in rows if key[:1] == b"A"
+        }  # only the input offsets and the accounts seen belong to the whole store
+        kinds = {key[:1] for key, value in rows if value is not None and partition_of_row(key) is not None}
+        assert {b"C", b"T", b"N", b"W", b"F", b"O", b"I"} <= kinds  # the traced state is there, tagged
+
+        def rows_by_partition() -> dict[int | None, set[bytes]]:
+            found: dict[int | None, set[bytes]] = {}
+            for key, _ in stores.scan(b""):
+                found.setdefault(partition_of_row(key), set()).add(key)
+            return found
+
+        before = rows_by_partition()
+        dropped = trail.partition_of_account(account("a0"))
+        stores.drop_partition(dropped)
+        after = rows_by_partition()
+        assert before[dropped] and dropped not in after
+        assert {p: keys for p, keys in before.items() if p != dropped} == after
+        stores.close()

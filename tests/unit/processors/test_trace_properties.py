@@ -392,8 +392,8 @@ class AsynchronousTrail(MoneyTrail):
 
     def retrace(self) -> dict[Holding, HoldingTrace | None]:
         in_flight: list[FlowUpdate] = []
-        while in_flight or any(partition.unsettled for partition in self.accounts):
-            unsettled = [partition for partition in self.accounts if partition.unsettled]
+        while in_flight or any(partition.unsettled for partition in self.accounts.values()):
+            unsettled = [partition for partition in self.accounts.values() if partition.unsettled]
             if unsettled and (not in_flight or self.rng.random() < 0.5):
                 in_flight.extend(self.rng.choice(unsettled).settle())
                 continue
@@ -408,9 +408,9 @@ class AsynchronousTrail(MoneyTrail):
                 keys_seen.add(key)
             in_flight = kept
             for target, flow, content in delivered:
-                self.account_partition(target).flow(target, flow, content)
+                self.accounts[self.partition_of_account(target)].flow(target, flow, content)
         changed: dict[Holding, HoldingTrace | None] = {}
-        for partition in self.accounts:
+        for partition in self.accounts.values():
             changed.update(partition.changes())
         return changed
 

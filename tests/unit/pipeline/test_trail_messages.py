@@ -1,0 +1,78 @@
+"""The trail's wire: what crosses between workers comes back equal to what was sent, and bad bytes are refused."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from pipeline.trail_messages import (
+    BadTrailMessage,
+    decode_holdings,
+    decode_messages,
+    encode_holdings,
+    encode_messages,
+)
+from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Message, MoneyTrail
+from tests.unit.processors.test_money_trail import account, report, transfer
+from tests.unit.processors.test_trace_properties import TRACE
+
+
+def test_every_kind_of_message_comes_back_equal_to_what_was_sent() -> None:
+    victim, mule, next_mule = account("victim"), account("m0"), account("m1")
+    paid = (500, victim, mule, 1_000, "THB", "pay", False)
+    step = ("pay", 0, victim, mule, 500, "THB", 1_000)
+    sent: list[Message] = [
+        (FEED, "pay", paid),
+        (CLAIM, "r1", "pay", paid),
+        (CLAIM, "r1", "pay", None),
+        (OUT, victim, "pay", (*paid[:6], True), frozenset({"r1", "r2"}), False),
+        (IN, mule, "pay", None, frozenset(), False),
+        (IN, mule, "t1", (900, mule, next_mule, 700, "THB", "t1", False), frozenset(), True),
+        (
+            FLOW,
+            next_mule,
+            ("t1", mule),
+            ((700, frozenset({"r1"}), (step, ("t1", 1, mule, next_mule, 900, "THB", 700))),),
+        ),
+        (FLOW, next_mule, ("t1", mule), None),
+        (RESET, 2),
+    ]
+    assert decode_messages(encode_messages(sent)) == sent
+
+
+def test_messages_a_trail_sends_to_other_processes_come_back_equal() -> None:
+    trail = MoneyTrail(TRACE, 3, owned=[0])  # most of them are for partitions owned elsewhere
+    for n in range(6):
+        trail.add_transaction(transfer(f"t{n}", f"m{n}", f"m{n + 1}", 1_000 - n, at_ms=1_000 * (n + 1)))
+    trail.add_report(report("r1", transfer("pay", "victim", "m0", 1_000, at_ms=500)))
+    trail.adopt(1)
+    sent = trail.take_outbox()
+    assert sum(len(messages) for messages in sent.values()) == 6 + 1 + 3  # the feed, the claim, the resets
+    for messages in sent.values():
+        assert decode_messages(encode_messages(messages)) == messages
+
+
+def test_holdings_come_back_with_their_evidence() -> None:
+    trail = MoneyTrail(TRACE)
+    for n in range(3):
+        trail.add_transaction(transfer(f"t{n}", f"m{n}", f"m{n + 1}", 1_000, at_ms=1_000 * (n + 1)))
+    trail.add_report(report("r1", transfer("pay", "victim", "m0", 1_000, at_ms=500)))
+    changes = list(trail.retrace().items())
+    assert changes and all(trace is not None and trace.trail and trace.digest for _, trace in changes)
+    gone = (account("elsewhere"), "THB")
+    assert decode_holdings(encode_holdings(2, True, [*changes, (gone, None)])) == (2, True, [*changes, (gone, None)])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x00garbage",
+        msgspec.msgpack.encode([("shout", msgspec.msgpack.encode(("shout", 1)))]),  # a kind from a newer version
+        msgspec.msgpack.encode([(FEED, msgspec.msgpack.encode((FEED, "t1", "not a record")))]),
+    ],
+)
+def test_a_message_this_worker_cannot_read_is_refused_with_the_reason(raw: bytes) -> None:
+    with pytest.raises(BadTrailMessage):
+        decode_messages(raw)
+    with pytest.raises(BadTrailMessage):
+        decode_holdings(raw)

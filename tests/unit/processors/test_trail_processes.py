@@ -1,0 +1,377 @@
+"""The trail spread over processes as a consumer group spreads it over workers, held to the oracle.
+
+Each trail partition's messages wait in a queue, as a topic partition keeps them, and cross it
+through the wire codec. A process reads its partitions' queues from a position, checkpoints every
+partition it owns at once (state and positions, as a worker commits a batch), hands partitions
+over, and crashes: its partitions are adopted elsewhere from their last checkpoint and read again
+from there, and the bank transfers it had taken since are delivered again. Whatever happens, once
+every message is read, the holdings, and the view of whoever follows the holdings, are the oracle's.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.interception import Interception
+from pipeline.trail_messages import decode_holdings, decode_messages, encode_holdings, encode_messages
+from pipeline.trail_store import Change, RocksStores, partition_of_row
+from processors.freeze_orders import FreezeOrder
+from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TrailPartition
+from processors.records import Report, Transfer
+from processors.trace_reference import trace_reference
+from processors.trail_view import TrailView
+from tests.unit.processors.test_trace_properties import (
+    NOW_MS,
+    SETTINGS,
+    TRACE,
+    Run,
+    Scenario,
+    assert_matches_oracle,
+    assert_versions_are_consistent,
+    records_of,
+    scenarios,
+)
+
+Event = Report | Transfer
+RECHECK_MS = 10**9
+
+
+@dataclass
+class Checkpoint:
+    position: int  # the next message of the partition's queue to read
+    state: TrailPartition | None  # None: in the partition's changelog
+
+
+class Cluster:
+    def __init__(self, partitions: int, processes: int, rng: random.Random) -> None:
+        self.rng = rng
+        self.partitions = partitions
+        self.queues: dict[int, list[object]] = {p: [] for p in range(partitions)}
+        self.position = dict.fromkeys(range(partitions), 0)
+        self.processes = [
+            self.new_process(n, [p for p in range(partitions) if p % processes == n]) for n in range(processes)
+        ]
+        self.uncommitted: list[list[Transfer]] = [[] for _ in range(processes)]  # taken since its checkpoint
+        self.checkpoints: dict[int, Checkpoint] = {}
+        for n in range(processes):
+            self.checkpoint(n)
+        self.view = TrailView(TRACE, partitions)  # the case role's: sends reports' claims, follows the holdings
+        self.crashes = self.handovers = 0
+        self.case: Interception | None = None  # when set, reports reach the trail through the real interception step
+        self.published: list[FreezeOrder] = []
+
+    def new_process(self, n: int, owned: list[int]) -> MoneyTrail:
+        return MoneyTrail(TRACE, self.partitions, owned=owned)
+
+    def owner(self, partition: int) -> int:
+        return next(n for n, process in enumerate(self.processes) if partition in process.accounts)
+
+    def send(self, trail: MoneyTrail | TrailView) -> None:
+        for partition, messages in trail.take_outbox().items():
+            self.queues[partition].extend(decode_messages(encode_messages(messages)))  # type: ignore[arg-type]
+
+    def settle(self, n: int) -> None:
+        """The end of a batch: re-trace, publish the changed holdings, send the messages."""
+        trail = self.processes[n]
+        changed = trail.retrace()
+        by_partition: dict[int, list[tuple[Holding, HoldingTrace | None]]] = {p: [] for p in trail.take_resets()}
+        resets = set(by_partition)
+        for holding, trace in changed.items():
+            by_partition.setdefault(trail.partition_of_account(holding[0]), []).append((holding, trace))
+        for partition, changes in by_partition.items():
+            self.view.receive_holdings(*decode_holdings(encode_holdings(partition, partition in resets, changes)))
+        self.send(trail)
+        self.catch_up(n)
+
+    def catch_up(self, n: int) -> None:
+        """A process's partitions whose queues it has read to the end take messages in process from now on."""
+        for partition in self.processes[n].accounts:
+            if self.position[partition] == len(self.queues[partition]):
+                self.processes[n].deliver_locally(partition)
+
+    def take(self, event: Event) -> None:
+        if isinstance(event, Report):
+            if self.case is None:
+                self.view.add_report(event)
+            else:
+                self.published.extend(self.case.process(records_of([event]), NOW_MS).orders)
+            self.send(self.view)
+        else:  # whichever process reads the bank feed's partition that carries it
+            n = self.rng.randrange(len(self.processes))
+            self.processes[n].add_transaction(event)
+            self.uncommitted[n].append(event)
+            self.send(self.processes[n])
+
+    def read(self, partition: int, most: int) -> None:
+        n = self.owner(partition)
+        start = self.position[partition]
+        messages = self.queues[partition][start : start + most]
+        self.position[partition] = start + len(messages)
+        self.processes[n].receive(partition, messages)  # type: ignore[arg-type]
+        self.settle(n)
+
+    def checkpoint(self, n: int) -> None:
+        """Commit a process's batch: every partition it owns, with the position it read to, at once."""
+        trail = self.processes[n]
+        for partition in trail.accounts:
+            state = copy.deepcopy(trail.partition_state(partition))
+            self.checkpoints[partition] = Checkpoint(self.position[partition], state)
+        self.uncommitted[n] = []
+
+    def move(self, partition: int, state: TrailPartition, to: int) -> None:
+        """Hand a partition over, with what it knew when its owner let it go."""
+        self.processes[to].adopt(partition, state)
+
+    def restore(self, partition: int, to: int) -> None:
+        """After a crash: the partition as its last checkpoint left it."""
+        self.processes[to].adopt(partition, copy.deepcopy(self.checkpoints[partition].state))
+
+    def restart(self, n: int) -> None:
+        self.processes[n] = self.new_process(n, [])
+
+    def hand_over(self, n: int, to: int) -> None:
+        self.settle(n)
+        self.checkpoint(n)
+        partition = self.rng.choice(sorted(self.processes[n].accounts))
+        self.move(partition, self.processes[n].release(partition), to)
+        self.settle(to)
+        self.handovers += 1
+
+    def crash(self, n: int) -> list[Transfer]:
+        """Kill a process: its partitions go back to their checkpoints and to whoever takes them (itself, restarted,
+        among them). Returns the bank transfers it had taken since its checkpoint: they are delivered again."""
+        lost = sorted(self.processes[n].accounts)
+        self.restart(n)
+        for partition in lost:
+            self.position[partition] = self.checkpoints[partition].position
+            self.restore(partition, self.rng.randrange(len(self.processes)))
+        for to in range(len(self.processes)):
+            self.settle(to)
+        self.crashes += 1
+        redelivered, self.uncommitted[n] = self.uncommitted[n], []
+        return redelivered
+
+    def unread(self) -> list[int]:
+        return [p for p, queue in self.queues.items() if self.position[p] < len(queue)]
+
+    def drain(self) -> None:
+        while unread := self.unread():
+            for partition in unread:
+                self.read(partition, len(self.queues[partition]))
+
+    def holdings(self) -> dict[Holding, HoldingTrace]:
+        return {holding: trace for trail in self.processes for holding, trace in trail.holdings().items()}
+
+
+class RocksCluster(Cluster):
+    """The same processes, each with its own RocksDB, as workers with their own disks: a checkpoint writes a
+    batch's rows to the local store and each partition's rows to that partition's changelog; a partition moves
+    to another process by dropping whatever rows of it that process had and applying its changelog; a crashed
+    process restarts on its local store, as its last checkpoint left it."""
+
+    def __init__(self, partitions: int, processes: int, rng: random.Random, root: Path) -> None:
+        self.root = root
+        self.changelog: dict[int, list[Change]] = {p: [] for p in range(partitions)}
+        self.stores = [RocksStores(root / str(n), RECHECK_MS, keep_traced=True) for n in range(processes)]
+        self.restarted: MoneyTrail | None = None  # during a crash: the crashed process, on its own disk again
+        super().__init__(partitions, processes, rng)
+
+    def new_process(self, n: int, owned: list[int]) -> MoneyTrail:
+        return MoneyTrail(TRACE, self.partitions, stores=self.stores[n], owned=owned)
+
+    def checkpoint(self, n: int) -> None:
+        stores = self.stores[n]
+        for key, value in stores.stage({}):
+            partition = partition_of_row(key)
+            if partition is not None:
+                self.changelog[partition].append((key, value))
+        stores.flush(None)
+        for partition in self.processes[n].accounts:
+            self.checkpoints[partition] = Checkpoint(self.position[partition], None)
+        self.uncommitted[n] = []
+
+    def restored(self, partition: int, to: int) -> None:
+        stores = self.stores[to]
+        stores.drop_partition(partition)
+        stores.apply(self.changelog[partition])
+        self.processes[to].adopt(partition)
+
+    def move(self, partition: int, state: TrailPartition, to: int) -> None:
+        self.restored(partition, to)
+
+    def restore(self, partition: int, to: int) -> None:
+        if self.processes[to] is self.restarted:
+            self.processes[to].adopt(partition)  # its own disk holds the partition as its checkpoint left it
+        else:
+            self.restored(partition, to)
+
+    def crash(self, n: int) -> list[Transfer]:
+        redelivered = super().crash(n)
+        self.restarted = None
+        return redelivered
+
+    def restart(self, n: int) -> None:
+        self.stores[n].close()  # this batch's rows were never written
+        self.stores[n] = RocksStores(self.root / str(n), RECHECK_MS, keep_traced=True)
+        super().restart(n)
+        self.restarted = self.processes[n]
+
+    def close(self) -> None:
+        for stores in self.stores:
+            stores.close()
+
+
+def _arrivals(scenario: Scenario, rng: random.Random) -> list[Event]:
+    """Reports' revisions in order among the feed, at random places."""
+    events: list[Event] = list(scenario.feed)
+    rng.shuffle(events)
+    for report in scenario.reports:
+        events.insert(rng.randint(0, len(events)), report)
+    reports = iter(scenario.reports)
+    return [next(reports) if isinstance(event, Report) else event for event in events]
+
+
+def run(
+    scenario: Scenario,
+    partitions: int,
+    processes: int,
+    rng: random.Random,
+    crashes: bool,
+    case: bool = False,
+    disks: Path | None = None,
+) -> Cluster:
+    cluster = Cluster(partitions, processes, rng) if disks is None else RocksCluster(partitions, processes, rng, disks)
+    if case:
+        cluster.case = Interception(SETTINGS, trail=cluster.view)
+    pending = _arrivals(scenario, rng)
+    while pending or cluster.unread():
+        roll = rng.random()
+        if pending and roll < 0.4:
+            cluster.take(pending.pop(0))
+        elif cluster.case is not None and 0.4 <= roll < 0.45:  # the case role's batch: what the holdings decide now
+            cluster.published.extend(cluster.case.process([], NOW_MS).orders)
+        elif (unread := cluster.unread()) and roll < 0.75:
+            cluster.read(rng.choice(unread), rng.randint(1, 4))
+        elif roll < 0.85:
+            cluster.settle(n := rng.randrange(processes))
+            cluster.checkpoint(n)
+        elif roll < 0.93 and processes > 1:
+            n = rng.choice([n for n, trail in enumerate(cluster.processes) if trail.accounts] or [0])
+            if cluster.processes[n].accounts:
+                cluster.hand_over(n, rng.choice([m for m in range(processes) if m != n]))
+        elif crashes:
+            pending[:0] = cluster.crash(rng.randrange(processes))
+    for n in range(processes):
+        cluster.settle(n)
+    cluster.drain()
+    if cluster.case is not None:
+        cluster.published.extend(cluster.case.process([], NOW_MS).orders)
+    return cluster
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scenarios(),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=3),
+    st.randoms(use_true_random=False),
+)
+def test_processes_exchanging_messages_through_the_wire_match_the_oracle(
+    scenario: Scenario, partitions: int, processes: int, rng: random.Random
+) -> None:
+    cluster = run(scenario, partitions, processes, rng, crashes=False)
+    expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
+    assert cluster.holdings() == expected
+    assert cluster.view.holdings() == expected
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scenarios(),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=3),
+    st.randoms(use_true_random=False),
+)
+def test_crashed_processes_replaying_from_their_checkpoints_match_the_oracle(
+    scenario: Scenario, partitions: int, processes: int, rng: random.Random
+) -> None:
+    cluster = run(scenario, partitions, processes, rng, crashes=True)
+    expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
+    assert cluster.holdings() == expected
+    assert cluster.view.holdings() == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scenarios(),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=3),
+    st.randoms(use_true_random=False),
+)
+def test_processes_on_their_own_disks_moving_partitions_through_changelogs_match_the_oracle(
+    scenario: Scenario, partitions: int, processes: int, rng: random.Random
+) -> None:
+    with tempfile.TemporaryDirectory() as disks:
+        cluster = run(scenario, partitions, processes, rng, crashes=True, disks=Path(disks))
+        try:
+            expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
+            assert cluster.holdings() == expected
+            assert cluster.view.holdings() == expected
+        finally:
+            cluster.close()  # type: ignore[attr-defined]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scenarios(),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=3),
+    st.randoms(use_true_random=False),
+)
+def test_the_case_role_following_crashing_trail_processes_issues_the_oracles_freezes(
+    scenario: Scenario, partitions: int, processes: int, rng: random.Random
+) -> None:
+    cluster = run(scenario, partitions, processes, rng, crashes=True, case=True)
+    assert_matches_oracle(Run(cluster.case, cluster.published), scenario)  # type: ignore[arg-type]
+    assert_versions_are_consistent(cluster.published)
+
+
+def test_an_adopted_partition_takes_back_what_its_crashed_owner_published_and_sent() -> None:
+    """The owner of the victim's and the mule's partitions published the mule's holding and sent the mule's
+    outflow on to a collector owned elsewhere, then crashed with its checkpoint from before the report. The
+    report was corrected meanwhile, and the new owner reads report and correction in one go, so its replay
+    never reaches the mule: the reset must take back the holding and the content the crashed owner sent."""
+    partitions = 4
+    trail = MoneyTrail(TRACE, partitions)
+    crashed_side = [a for a in (("bank", "KBANK", f"acct-{n}") for n in range(40)) if trail.partition_of_account(a) % 2]
+    other_side = [
+        a for a in (("bank", "KBANK", f"acct-{n}") for n in range(40)) if trail.partition_of_account(a) % 2 == 0
+    ]
+    victim, mule, collector = crashed_side[0], crashed_side[1], other_side[0]
+    paid = Transfer("pay", victim, mule, 10_000, "THB", 1_000)
+    onward = Transfer("onward", mule, collector, 10_000, "THB", 2_000)
+    first = Report("r0", 3_000, 0, "v", "TH", "investment", (paid,))
+    corrected = Report("r0", 3_000, 0, "v", "TH", "investment", (), revision=2)
+    cluster = Cluster(partitions, 2, random.Random(0))  # process 1 owns the odd partitions, process 0 the even
+    for transfer in (paid, onward):
+        cluster.take(transfer)
+    cluster.drain()
+    cluster.checkpoint(1)
+    cluster.take(first)
+    cluster.drain()
+    assert cluster.view.holding((mule, "THB")) is not None and cluster.view.holding((collector, "THB")) is not None
+    cluster.take(corrected)
+    for partition in range(0, partitions, 2):  # the resolvers owned by process 0 tell the mule's side
+        cluster.read(partition, 100)
+    cluster.crash(1)
+    cluster.drain()
+    assert trace_reference([corrected], [paid, onward], TRACE) == {}
+    assert cluster.holdings() == {}
+    assert cluster.view.holdings() == {}
