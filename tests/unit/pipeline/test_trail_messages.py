@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
+from pipeline.trail_host import TrailHost
 from pipeline.trail_messages import (
     BadTrailMessage,
     decode_holdings,
@@ -12,6 +15,7 @@ from pipeline.trail_messages import (
     encode_holdings,
     encode_messages,
 )
+from pipeline.trail_store import RocksStores
 from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Message, MoneyTrail
 from tests.unit.processors.test_money_trail import account, report, transfer
 from tests.unit.processors.test_trace_properties import TRACE
@@ -76,3 +80,22 @@ def test_a_message_this_worker_cannot_read_is_refused_with_the_reason(raw: bytes
         decode_messages(raw)
     with pytest.raises(BadTrailMessage):
         decode_holdings(raw)
+
+
+def test_a_trail_host_hands_back_an_unreadable_message_for_the_dead_letters_and_goes_on(tmp_path: Path) -> None:
+    stores = RocksStores(tmp_path / "store", 3_600_000, keep_traced=True)
+    host = TrailHost(TRACE, 2, stores)
+    host.adopt(0, [])
+    error = host.take_messages(0, b"\x00garbage")
+    assert isinstance(error, BadTrailMessage) and "unreadable" in str(error)
+    feed = (1_000, account("a"), account("b"), 100, "THB", "t1", False)
+    assert host.take_messages(0, encode_messages([(FEED, "t1", feed)])) is None
+    assert len(host.trail) == 1
+    stores.close()
+
+
+def test_a_trail_host_refuses_a_store_that_would_not_carry_its_partitions_state(tmp_path: Path) -> None:
+    stores = RocksStores(tmp_path / "store", 3_600_000)
+    with pytest.raises(ValueError, match="traced state"):
+        TrailHost(TRACE, 2, stores)
+    stores.close()

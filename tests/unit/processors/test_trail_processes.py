@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.interception import Interception
+from pipeline.trail_host import TrailHost
 from pipeline.trail_messages import decode_holdings, decode_messages, encode_holdings, encode_messages
-from pipeline.trail_store import Change, RocksStores, partition_of_row
+from pipeline.trail_store import Change, RocksStores
 from processors.freeze_orders import FreezeOrder
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TrailPartition
 from processors.records import Report, Transfer
@@ -55,6 +56,10 @@ class Cluster:
         self.partitions = partitions
         self.queues: dict[int, list[object]] = {p: [] for p in range(partitions)}
         self.position = dict.fromkeys(range(partitions), 0)
+        self.view = TrailView(TRACE, partitions)  # the case role's: sends reports' claims, follows the holdings
+        self.crashes = self.handovers = 0
+        self.case: Interception | None = None  # when set, reports reach the trail through the real interception step
+        self.published: list[FreezeOrder] = []
         self.processes = [
             self.new_process(n, [p for p in range(partitions) if p % processes == n]) for n in range(processes)
         ]
@@ -62,10 +67,6 @@ class Cluster:
         self.checkpoints: dict[int, Checkpoint] = {}
         for n in range(processes):
             self.checkpoint(n)
-        self.view = TrailView(TRACE, partitions)  # the case role's: sends reports' claims, follows the holdings
-        self.crashes = self.handovers = 0
-        self.case: Interception | None = None  # when set, reports reach the trail through the real interception step
-        self.published: list[FreezeOrder] = []
 
     def new_process(self, n: int, owned: list[int]) -> MoneyTrail:
         return MoneyTrail(TRACE, self.partitions, owned=owned)
@@ -148,6 +149,7 @@ class Cluster:
         """Kill a process: its partitions go back to their checkpoints and to whoever takes them (itself, restarted,
         among them). Returns the bank transfers it had taken since its checkpoint: they are delivered again."""
         lost = sorted(self.processes[n].accounts)
+        redelivered, self.uncommitted[n] = self.uncommitted[n], []
         self.restart(n)
         for partition in lost:
             self.position[partition] = self.checkpoints[partition].position
@@ -155,7 +157,6 @@ class Cluster:
         for to in range(len(self.processes)):
             self.settle(to)
         self.crashes += 1
-        redelivered, self.uncommitted[n] = self.uncommitted[n], []
         return redelivered
 
     def unread(self) -> list[int]:
@@ -171,61 +172,84 @@ class Cluster:
 
 
 class RocksCluster(Cluster):
-    """The same processes, each with its own RocksDB, as workers with their own disks: a checkpoint writes a
-    batch's rows to the local store and each partition's rows to that partition's changelog; a partition moves
-    to another process by dropping whatever rows of it that process had and applying its changelog; a crashed
-    process restarts on its local store, as its last checkpoint left it."""
+    """The same processes as workers on their own disks, each a ``TrailHost``. Every batch is closed, sent and
+    committed, as the worker does: its rows go to each partition's changelog, then to the local store; a crash
+    may strike between sending and committing. A partition moves to another process by dropping whatever rows
+    of it that process had and applying its changelog; a crashed process restarts on its local store, as its
+    last commit left it."""
 
     def __init__(self, partitions: int, processes: int, rng: random.Random, root: Path) -> None:
         self.root = root
         self.changelog: dict[int, list[Change]] = {p: [] for p in range(partitions)}
-        self.stores = [RocksStores(root / str(n), RECHECK_MS, keep_traced=True) for n in range(processes)]
-        self.restarted: MoneyTrail | None = None  # during a crash: the crashed process, on its own disk again
+        self.pending: list[dict[int, list[Change]]] = [{} for _ in range(processes)]  # closed, not committed
+        self.hosts = [self.new_host(n, partitions) for n in range(processes)]
+        self.restarted: int | None = None  # during a crash: the crashed process, on its own disk again
         super().__init__(partitions, processes, rng)
 
-    def new_process(self, n: int, owned: list[int]) -> MoneyTrail:
-        return MoneyTrail(TRACE, self.partitions, stores=self.stores[n], owned=owned)
+    def new_host(self, n: int, partitions: int) -> TrailHost:
+        return TrailHost(TRACE, partitions, RocksStores(self.root / str(n), RECHECK_MS, keep_traced=True))
 
-    def checkpoint(self, n: int) -> None:
-        stores = self.stores[n]
-        for key, value in stores.stage({}):
-            partition = partition_of_row(key)
-            if partition is not None:
-                self.changelog[partition].append((key, value))
-        stores.flush(None)
-        for partition in self.processes[n].accounts:
+    def new_process(self, n: int, owned: list[int]) -> MoneyTrail:
+        for partition in owned:
+            self.hosts[n].adopt(partition, self.changelog[partition])
+        return self.hosts[n].trail
+
+    def settle(self, n: int) -> None:
+        """A worker's batch: closed, sent, committed, flushed (nothing reads the store in between)."""
+        self.close_and_send(n)
+        self.commit(n)
+
+    def close_and_send(self, n: int) -> None:
+        batch = self.hosts[n].close_batch()
+        for raw in batch.holdings.values():
+            self.view.receive_holdings(*decode_holdings(raw))
+        for partition, raw in batch.messages.items():
+            self.queues[partition].extend(decode_messages(raw))
+        for partition, rows in batch.changelog.items():
+            self.pending[n].setdefault(partition, []).extend(rows)
+        self.catch_up(n)
+
+    def commit(self, n: int) -> None:
+        for partition, rows in self.pending[n].items():
+            self.changelog[partition].extend(rows)
+        self.pending[n] = {}
+        self.hosts[n].flush()
+        for partition in self.hosts[n].owned:
             self.checkpoints[partition] = Checkpoint(self.position[partition], None)
         self.uncommitted[n] = []
 
-    def restored(self, partition: int, to: int) -> None:
-        stores = self.stores[to]
-        stores.drop_partition(partition)
-        stores.apply(self.changelog[partition])
-        self.processes[to].adopt(partition)
+    def catch_up(self, n: int) -> None:
+        for partition in self.hosts[n].owned:
+            if self.position[partition] == len(self.queues[partition]):
+                self.hosts[n].caught_up(partition)
+
+    def checkpoint(self, n: int) -> None:
+        self.settle(n)
 
     def move(self, partition: int, state: TrailPartition, to: int) -> None:
-        self.restored(partition, to)
+        self.hosts[to].adopt(partition, self.changelog[partition])
 
     def restore(self, partition: int, to: int) -> None:
-        if self.processes[to] is self.restarted:
-            self.processes[to].adopt(partition)  # its own disk holds the partition as its checkpoint left it
-        else:
-            self.restored(partition, to)
+        # A restarted process's own disk holds the partition as its last checkpoint left it.
+        self.hosts[to].adopt(partition, None if to == self.restarted else self.changelog[partition])
+
+    def restart(self, n: int) -> None:
+        self.hosts[n].stores.close()  # what it closed but did not commit never reached the disk or the changelog
+        self.pending[n] = {}
+        self.hosts[n] = self.new_host(n, self.partitions)
+        self.processes[n] = self.hosts[n].trail
+        self.restarted = n
 
     def crash(self, n: int) -> list[Transfer]:
+        if self.rng.random() < 0.5:
+            self.close_and_send(n)  # and killed before the commit
         redelivered = super().crash(n)
         self.restarted = None
         return redelivered
 
-    def restart(self, n: int) -> None:
-        self.stores[n].close()  # this batch's rows were never written
-        self.stores[n] = RocksStores(self.root / str(n), RECHECK_MS, keep_traced=True)
-        super().restart(n)
-        self.restarted = self.processes[n]
-
     def close(self) -> None:
-        for stores in self.stores:
-            stores.close()
+        for host in self.hosts:
+            host.stores.close()
 
 
 def _arrivals(scenario: Scenario, rng: random.Random) -> list[Event]:
