@@ -399,3 +399,19 @@ def test_an_adopted_partition_takes_back_what_its_crashed_owner_published_and_se
     assert trace_reference([corrected], [paid, onward], TRACE) == {}
     assert cluster.holdings() == {}
     assert cluster.view.holdings() == {}
+
+
+def test_the_runs_hand_over_and_crash_as_they_claim() -> None:
+    """Guard against a harness that quietly tests only the easy world: runs do move and lose partitions."""
+    crashes = handovers = 0
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(scenarios(), st.randoms(use_true_random=False))
+    def look(scenario: Scenario, rng: random.Random) -> None:
+        nonlocal crashes, handovers
+        cluster = run(scenario, 3, 2, rng, crashes=True)
+        crashes += cluster.crashes
+        handovers += cluster.handovers
+
+    look()
+    assert crashes >= 30 and handovers >= 30, (crashes, handovers)
