@@ -28,6 +28,20 @@ class TrailBatch:
     changelog: dict[int, list[Change]] = field(default_factory=dict)  # trail-changelog: the partition's rows
 
 
+def retrace_holdings(trail: MoneyTrail) -> dict[int, bytes]:
+    """Re-trace; the changed holdings of each partition, encoded for ``trail-holdings``, a reset first for each
+    partition adopted since the last call (with all of its holdings)."""
+    changed = trail.retrace()
+    resets = trail.take_resets()
+    by_partition: dict[int, list[tuple[Holding, HoldingTrace | None]]] = {partition: [] for partition in resets}
+    for holding, trace in changed.items():
+        by_partition.setdefault(trail.partition_of_account(holding[0]), []).append((holding, trace))
+    return {
+        partition: encode_holdings(partition, partition in resets, changes)
+        for partition, changes in by_partition.items()
+    }
+
+
 class TrailHost:
     def __init__(self, settings: TraceSettings, partitions: int, stores: RocksStores) -> None:
         if not stores.keep_traced:
@@ -78,14 +92,7 @@ class TrailHost:
         rows to reads from the moment they are staged until they are written.
         """
         trail = self.trail
-        changed = trail.retrace()
-        batch = TrailBatch()
-        resets = trail.take_resets()
-        by_partition: dict[int, list[tuple[Holding, HoldingTrace | None]]] = {partition: [] for partition in resets}
-        for holding, trace in changed.items():
-            by_partition.setdefault(trail.partition_of_account(holding[0]), []).append((holding, trace))
-        for partition, changes in by_partition.items():
-            batch.holdings[partition] = encode_holdings(partition, partition in resets, changes)
+        batch = TrailBatch(holdings=retrace_holdings(trail))
         for partition, messages in trail.take_outbox().items():
             batch.messages[partition] = encode_messages(messages)
         for key, value in self.stores.stage({}):

@@ -46,7 +46,8 @@ Encoded = dict[int, tuple[Record, bytes]]  # id(record) -> (record, its encoding
 
 _encode = msgspec.msgpack.Encoder().encode
 _Account = tuple[str, str, str]
-_decode_record = msgspec.msgpack.Decoder(tuple[int, _Account, _Account, int, str, str, bool]).decode
+_Record = tuple[int, _Account, _Account, int, str, str, bool]
+_decode_record = msgspec.msgpack.Decoder(_Record).decode
 _decode_account = msgspec.msgpack.Decoder(tuple[str, str, str]).decode
 _decode_clock = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
 _decode_txn_ids = msgspec.msgpack.Decoder(list[str]).decode
@@ -380,10 +381,8 @@ class RocksAccountTransfers:
 
 
 _Lot = tuple[int, frozenset[str], tuple[tuple[str, int, _Account, _Account, int, str, int], ...]]
-_decode_copies = msgspec.msgpack.Decoder(dict[str, tuple[int, _Account, _Account, int, str, str, bool]]).decode
-_decode_told = msgspec.msgpack.Decoder(
-    tuple[tuple[int, _Account, _Account, int, str, str, bool], frozenset[str]]
-).decode
+_decode_copies = msgspec.msgpack.Decoder(dict[str, _Record]).decode
+_decode_told = msgspec.msgpack.Decoder(tuple[_Record, frozenset[str]]).decode
 _decode_named = msgspec.msgpack.Decoder(tuple[_Account, frozenset[str]]).decode
 _decode_arriving = msgspec.msgpack.Decoder(tuple[_Account, tuple[str, _Account], tuple[_Lot, ...]]).decode
 

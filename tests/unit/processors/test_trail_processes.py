@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.interception import Interception
-from pipeline.trail_host import TrailHost
-from pipeline.trail_messages import decode_holdings, decode_messages, encode_holdings, encode_messages
+from pipeline.trail_host import TrailHost, retrace_holdings
+from pipeline.trail_messages import decode_holdings, decode_messages, encode_messages
 from pipeline.trail_store import Change, RocksStores
 from processors.freeze_orders import FreezeOrder
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TrailPartition
@@ -81,13 +81,8 @@ class Cluster:
     def settle(self, n: int) -> None:
         """The end of a batch: re-trace, publish the changed holdings, send the messages."""
         trail = self.processes[n]
-        changed = trail.retrace()
-        by_partition: dict[int, list[tuple[Holding, HoldingTrace | None]]] = {p: [] for p in trail.take_resets()}
-        resets = set(by_partition)
-        for holding, trace in changed.items():
-            by_partition.setdefault(trail.partition_of_account(holding[0]), []).append((holding, trace))
-        for partition, changes in by_partition.items():
-            self.view.receive_holdings(*decode_holdings(encode_holdings(partition, partition in resets, changes)))
+        for raw in retrace_holdings(trail).values():
+            self.view.receive_holdings(*decode_holdings(raw))
         self.send(trail)
         self.catch_up(n)
 
@@ -252,6 +247,21 @@ class RocksCluster(Cluster):
             host.stores.close()
 
 
+# A scenario, 1 to 5 trail partitions, 1 to 3 processes, and the randomness of who does what when.
+clusters = given(
+    scenarios(),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=3),
+    st.randoms(use_true_random=False),
+)
+
+
+def assert_holdings_are_the_oracles(cluster: Cluster, scenario: Scenario) -> None:
+    expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
+    assert cluster.holdings() == expected
+    assert cluster.view.holdings() == expected
+
+
 def _arrivals(scenario: Scenario, rng: random.Random) -> list[Event]:
     """Reports' revisions in order among the feed, at random places."""
     events: list[Event] = list(scenario.feed)
@@ -301,64 +311,38 @@ def run(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    scenarios(),
-    st.integers(min_value=1, max_value=5),
-    st.integers(min_value=1, max_value=3),
-    st.randoms(use_true_random=False),
-)
+@clusters
 def test_processes_exchanging_messages_through_the_wire_match_the_oracle(
     scenario: Scenario, partitions: int, processes: int, rng: random.Random
 ) -> None:
     cluster = run(scenario, partitions, processes, rng, crashes=False)
-    expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
-    assert cluster.holdings() == expected
-    assert cluster.view.holdings() == expected
+    assert_holdings_are_the_oracles(cluster, scenario)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    scenarios(),
-    st.integers(min_value=1, max_value=5),
-    st.integers(min_value=1, max_value=3),
-    st.randoms(use_true_random=False),
-)
+@clusters
 def test_crashed_processes_replaying_from_their_checkpoints_match_the_oracle(
     scenario: Scenario, partitions: int, processes: int, rng: random.Random
 ) -> None:
     cluster = run(scenario, partitions, processes, rng, crashes=True)
-    expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
-    assert cluster.holdings() == expected
-    assert cluster.view.holdings() == expected
+    assert_holdings_are_the_oracles(cluster, scenario)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    scenarios(),
-    st.integers(min_value=1, max_value=5),
-    st.integers(min_value=1, max_value=3),
-    st.randoms(use_true_random=False),
-)
+@clusters
 def test_processes_on_their_own_disks_moving_partitions_through_changelogs_match_the_oracle(
     scenario: Scenario, partitions: int, processes: int, rng: random.Random
 ) -> None:
     with tempfile.TemporaryDirectory() as disks:
         cluster = run(scenario, partitions, processes, rng, crashes=True, disks=Path(disks))
         try:
-            expected = trace_reference(scenario.final_reports, scenario.feed, TRACE)
-            assert cluster.holdings() == expected
-            assert cluster.view.holdings() == expected
+            assert_holdings_are_the_oracles(cluster, scenario)
         finally:
             cluster.close()  # type: ignore[attr-defined]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    scenarios(),
-    st.integers(min_value=1, max_value=5),
-    st.integers(min_value=1, max_value=3),
-    st.randoms(use_true_random=False),
-)
+@clusters
 def test_the_case_role_following_crashing_trail_processes_issues_the_oracles_freezes(
     scenario: Scenario, partitions: int, processes: int, rng: random.Random
 ) -> None:
