@@ -26,6 +26,7 @@ import mode
 
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
+from pipeline.trail_worker import TrailWorker
 from pipeline.worker import InterceptionWorker
 
 
@@ -34,4 +35,7 @@ def create_worker(settings: Settings, bootstrap: str, loglevel: str = "info") ->
     metrics = Metrics(settings.consumer_group)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)
-    return mode.Worker(InterceptionWorker(settings, bootstrap, metrics), loglevel=loglevel, quiet=True)
+    services: list[mode.Service] = [InterceptionWorker(settings, bootstrap, metrics)]
+    if settings.trail_partitions:
+        services.append(TrailWorker(settings, bootstrap, metrics))
+    return mode.Worker(*services, loglevel=loglevel, quiet=True)

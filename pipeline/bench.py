@@ -50,7 +50,7 @@ from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.topics import BANK_TRANSACTIONS, FREEZE_ACTIONS, TOPICS, VICTIM_REPORTS
+from pipeline.topics import BANK_TRANSACTIONS, FREEZE_ACTIONS, VICTIM_REPORTS, catalogue
 from pipeline.worker import InterceptionWorker
 from pipeline.worker_process import kill_worker, settings_env, start_worker
 from processors.money_trail import MoneyTrail
@@ -96,7 +96,7 @@ async def _bench_durable_state(settings: Settings, bootstrap: str, history: tupl
         restart_settings = settings.with_overrides(
             topic_prefix=f"bench-{run}-restart.", consumer_group=f"bench-{run}-restart", trail_store=store
         )
-        await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, restart_settings.topic_prefix)
+        await create_topics(KafkaConnection.of(settings, bootstrap), catalogue(0), restart_settings.topic_prefix)
         sizes = history if store == "rocksdb" else history[:1]  # replaying the feed: the small size makes the point
         with tempfile.TemporaryDirectory() as workdir:
             restarts = await measure_restarts(restart_settings, bootstrap, sizes, Path(workdir))
@@ -123,7 +123,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     kafka = KafkaConnection.of(settings, bootstrap)
     run = uuid.uuid4().hex[:8]
     bench_settings = settings.with_overrides(topic_prefix=f"bench-{run}.", consumer_group=f"bench-{run}")
-    await create_topics(kafka, TOPICS, bench_settings.topic_prefix)
+    await create_topics(kafka, catalogue(0), bench_settings.topic_prefix)
     topic = bench_settings.topic(BANK_TRANSACTIONS)
     start_ms = int(time.time() * 1000) - 3600_000
     print(f"filling {topic} with {transactions} bank transactions ...", flush=True)
@@ -145,7 +145,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     print(f"(c) naive faust agent    {naive.per_second:>10,.0f} tx/s", flush=True)
 
     latency_settings = settings.with_overrides(topic_prefix=f"bench-{run}-lat.", consumer_group=f"bench-{run}-lat")
-    await create_topics(kafka, TOPICS, latency_settings.topic_prefix)
+    await create_topics(kafka, catalogue(0), latency_settings.topic_prefix)
     latencies = await _measure_latency(latency_settings, bootstrap, BACKGROUND_TPS)
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print(f"(d) report -> action     p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} reports "
@@ -154,7 +154,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     # past about 60 % of (a) it falls behind a live feed here (README, *Speed*).
     busy_tps = int(pipeline.per_second * 0.5) // 50 * 50
     busy_settings = settings.with_overrides(topic_prefix=f"bench-{run}-busy.", consumer_group=f"bench-{run}-busy")
-    await create_topics(kafka, TOPICS, busy_settings.topic_prefix)
+    await create_topics(kafka, catalogue(0), busy_settings.topic_prefix)
     with tempfile.TemporaryDirectory() as workdir:
         busy = await _measure_latency(busy_settings, bootstrap, busy_tps, worker_dir=Path(workdir))
     busy_p50, busy_p99 = statistics.median(busy), percentile(busy, 0.99)
@@ -171,7 +171,7 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
           f"{case.holdings_per_batch:,.0f} holdings changed a batch", flush=True)  # fmt: skip
     fan_in = measure_fan_in(bench_settings, FAN_IN_VICTIMS)
     fan_in_settings = settings.with_overrides(topic_prefix=f"bench-{run}-fan.", consumer_group=f"bench-{run}-fan")
-    await create_topics(kafka, TOPICS, fan_in_settings.topic_prefix)
+    await create_topics(kafka, catalogue(0), fan_in_settings.topic_prefix)
     end_to_end = await measure_fan_in_end_to_end(fan_in_settings, bootstrap, FAN_IN_VICTIMS)
     print(f"(f) fan-in, {fan_in.reports_at_cash_out:,} victims -> 1 p50 {fan_in.batches.p50:.1f} ms, "
           f"p99 {fan_in.batches.p99:.1f} ms per batch of {FAN_IN_REPORTS_PER_BATCH} reports, "

@@ -38,7 +38,7 @@ from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
 from pipeline.recovery import partitions_of, read_partitions
 from pipeline.settings import Settings
-from pipeline.topics import FREEZE_ACTIONS, INPUT_TOPICS, TOPICS, TopicSpec
+from pipeline.topics import FREEZE_ACTIONS, INPUT_TOPICS, TopicSpec, catalogue
 from pipeline.worker import InterceptionWorker
 
 NATIONAL_SCALE = 3  # the default scenario's people and traffic, times this
@@ -153,7 +153,7 @@ async def national_figures(settings: Settings, bootstrap: str) -> dict[str, floa
     """(j) for ``interceptor bench``: prints its line and returns its figures."""
     run = uuid.uuid4().hex[:8]
     national = settings.with_overrides(topic_prefix=f"bench-{run}-national.", consumer_group=f"bench-{run}-national")
-    await create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, national.topic_prefix)
+    await create_topics(KafkaConnection.of(settings, bootstrap), catalogue(0), national.topic_prefix)
     with tempfile.TemporaryDirectory() as workdir:
         figures = await measure_national(
             national.with_overrides(data_dir=Path(workdir)), bootstrap, national_messages()

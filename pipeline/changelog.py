@@ -19,7 +19,7 @@ from pipeline.recovery import Records, read_partitions
 from pipeline.trail_store import Change, RocksStores
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(list[tuple[bytes, bytes | None]]).decode
+decode_rows = msgspec.msgpack.Decoder(list[tuple[bytes, bytes | None]]).decode
 
 
 def chunks(changes: list[Change], max_bytes: int) -> list[bytes]:
@@ -38,10 +38,12 @@ def chunks(changes: list[Change], max_bytes: int) -> list[bytes]:
 
 
 async def log_changes(
-    producer: AIOKafkaProducer, topic: str, key: bytes, changes: list[Change], max_bytes: int
+    producer: AIOKafkaProducer, topic: str, key: bytes, changes: list[Change], max_bytes: int, partition: int = 0
 ) -> int | None:
     """Send a checkpoint's rows and wait for the broker; the changelog offset after them (None: nothing sent)."""
-    deliveries = [await producer.send(topic, message, key=key, partition=0) for message in chunks(changes, max_bytes)]
+    deliveries = [
+        await producer.send(topic, message, key=key, partition=partition) for message in chunks(changes, max_bytes)
+    ]
     last = None
     for delivery in deliveries:
         last = await delivery
@@ -66,5 +68,5 @@ def apply_changelog(stores: RocksStores, records: Records) -> None:
     """Write changelog messages into a store, and how far it now reflects the changelog."""
     for record in records:
         if record.value:
-            stores.apply(_decode(record.value))
+            stores.apply(decode_rows(record.value))
         stores.mark_changelog(record.offset + 1)

@@ -41,10 +41,11 @@ def _require_bootstrap(settings: Settings) -> str:
 
 def cmd_broker(args: argparse.Namespace) -> None:
     from pipeline.broker import EmbeddedBroker, create_topics
-    from pipeline.topics import TOPICS
+    from pipeline.topics import catalogue
 
     with EmbeddedBroker(args.host, args.port) as broker:
-        asyncio.run(create_topics(broker.bootstrap, TOPICS, Settings().topic_prefix))
+        settings = Settings()
+        asyncio.run(create_topics(broker.bootstrap, catalogue(settings.trail_partitions), settings.topic_prefix))
         print(f"bootstrap: {broker.bootstrap}", flush=True)
         print("embedded Tansu broker (in-memory: data is lost when it stops); Ctrl-C to stop", flush=True)
         _wait_for_signal()
@@ -53,12 +54,13 @@ def cmd_broker(args: argparse.Namespace) -> None:
 def cmd_topics_create(args: argparse.Namespace) -> None:
     from pipeline.broker import create_topics
     from pipeline.kafka import KafkaConnection
-    from pipeline.topics import TOPICS
+    from pipeline.topics import catalogue
 
     settings = _settings(args)
     bootstrap = _require_bootstrap(settings)
     kafka = KafkaConnection.of(settings, bootstrap)
-    created = asyncio.run(create_topics(kafka, TOPICS, settings.topic_prefix, settings.replication_factor))
+    topics = catalogue(settings.trail_partitions)
+    created = asyncio.run(create_topics(kafka, topics, settings.topic_prefix, settings.replication_factor))
     print(f"created: {', '.join(created) or 'nothing, all topics exist'}")
 
 
@@ -73,14 +75,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from pipeline.broker import create_topics
     from pipeline.kafka import KafkaConnection
     from pipeline.keys import load_signer, require_real_keys
-    from pipeline.topics import TOPICS
+    from pipeline.topics import catalogue
 
     settings = _settings(args)
     require_real_keys(settings)  # before connecting anywhere: a key problem is said at once, not after a timeout
     load_signer(settings)
     bootstrap = _require_bootstrap(settings)
-    asyncio.run(create_topics(KafkaConnection.of(settings, bootstrap), TOPICS, settings.topic_prefix,
-                              settings.replication_factor))  # fmt: skip
+    asyncio.run(create_topics(KafkaConnection.of(settings, bootstrap), catalogue(settings.trail_partitions),
+                              settings.topic_prefix, settings.replication_factor))  # fmt: skip
     create_worker(settings, bootstrap, loglevel=args.loglevel).execute_from_commandline()
 
 

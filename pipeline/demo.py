@@ -32,9 +32,9 @@ from pipeline.topics import (
     DEAD_LETTERS,
     FREEZE_ACTIONS,
     SUSPENSION_ACTIONS,
-    TOPICS,
     VICTIM_REPORTS,
     VICTIM_WARNINGS,
+    catalogue,
 )
 from pipeline.worker_process import settings_env, start_worker, stop_worker
 from processors.takedowns import PLATFORM_DOMAINS
@@ -100,7 +100,7 @@ def run_demo(settings: Settings, duration_s: float | None) -> None:
 
 async def _demo(settings: Settings, bootstrap: str, duration_s: float | None) -> None:
     await create_topics(
-        KafkaConnection.of(settings, bootstrap), TOPICS, settings.topic_prefix, settings.replication_factor
+        KafkaConnection.of(settings, bootstrap), catalogue(0), settings.topic_prefix, settings.replication_factor
     )
     seed = int(time.time())
     desk = InstitutionDesk(seed)

@@ -15,7 +15,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pipeline.ack_authentication import AckAuthentication
 from pipeline.settings import Settings
-from pipeline.topics import ACTION_ACKS, BANK_TRANSACTIONS, RELEASE_REQUESTS, TELECOM_EVENTS, VICTIM_REPORTS
+from pipeline.topics import (
+    ACTION_ACKS,
+    BANK_TRANSACTIONS,
+    RELEASE_REQUESTS,
+    TELECOM_EVENTS,
+    TRAIL_HOLDINGS,
+    VICTIM_REPORTS,
+)
+from pipeline.trail_messages import BadTrailMessage, decode_holdings
 from processors.action_book import ActionBook, Withdrawal, ranked
 from processors.circuit_breaker import CircuitBreaker
 from processors.freeze_orders import FreezeBook, FreezeOrder
@@ -25,6 +33,7 @@ from processors.records import ReleaseRequest, Transfer, partner_id
 from processors.release import Grant, ReleaseDecision, ReleaseDesk, appeal_reason, expired_holds
 from processors.report_revisions import ReportRevisions
 from processors.telecom import SuspensionOrder, TelecomCorrelation, TelecomDecisions, WarningOrder
+from processors.trail_view import TrailView
 from processors.transfer_store import TransferStores
 from schemas.decode import (
     Rejection,
@@ -138,6 +147,8 @@ class Interception:
         }
         for requester, topic in settings.release_request_topics.items():
             self._handlers[topic] = self._release_request_taker(requester)
+        if isinstance(self.trail, TrailView):
+            self._handlers[settings.topic(TRAIL_HOLDINGS)] = self._take_holdings
         self.ack_authentication = AckAuthentication(settings.topic_prefix, institution_keys or {})
 
     def ingest(self, records: Iterable[InputRecord], result: BatchResult) -> None:
@@ -179,6 +190,16 @@ class Interception:
         self.telecom.add_report(report)
         if decision.outcome == "new":
             result.new_reports.append(report.report_id)
+
+    def _take_holdings(self, record: InputRecord, raw: bytes, result: BatchResult) -> None:
+        """A trail partition's changed holdings, from the worker that owns it."""
+        assert isinstance(self.trail, TrailView)
+        try:
+            partition, reset, changes = decode_holdings(raw)
+        except BadTrailMessage as error:
+            result.rejected.append(Rejected(record, Rejection("invalid_trail_message", str(error))))
+            return
+        self.trail.receive_holdings(partition, reset, changes)
 
     def _take_telecom_event(self, record: InputRecord, raw: bytes, result: BatchResult) -> None:
         event = decode_telecom_event(raw, self.settings.max_message_bytes)

@@ -96,6 +96,14 @@ class Metrics:
             "interceptor_release_decisions_total", "Release requests answered, by reason (granted or why refused)",
             ["reason"], registry=self.registry,
         )  # fmt: skip
+        self.trail_partitions_owned = Gauge(
+            "interceptor_trail_partitions_owned", "Trail partitions this worker owns (trail_partitions > 0)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.trail_batch_seconds = Histogram(
+            "interceptor_trail_batch_seconds", "Trace, send and commit of one batch of this worker's trail partitions",
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self._circuits: set[str] = set()
 
     def set_circuits(self, waiting: dict[str, int]) -> None:
@@ -105,8 +113,8 @@ class Metrics:
             self.actions_held_back.labels(institution).set(waiting.get(institution, 0))
         self._circuits |= waiting.keys()
 
-    def set_lag(self, topic: str, partition: int, lag: int) -> None:
-        self.consumer_lag.labels(self.consumer_group, topic, str(partition)).set(lag)
+    def set_lag(self, topic: str, partition: int, lag: int, consumergroup: str | None = None) -> None:
+        self.consumer_lag.labels(consumergroup or self.consumer_group, topic, str(partition)).set(lag)
 
     def serve(self, port: int) -> None:
         start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104 - scraped from outside

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
@@ -83,16 +83,31 @@ async def partitions_of(kafka: KafkaConnection | str, topic: str) -> set[int]:
 
 async def high_water(kafka: KafkaConnection | str, tp: TopicPartition, timeout_s: float = 10.0) -> int:
     """The partition's end, from the high-water mark a fetch response carries."""
+    return (await high_waters(kafka, [tp], timeout_s))[tp]
+
+
+async def high_waters(
+    kafka: KafkaConnection | str, tps: Iterable[TopicPartition], timeout_s: float = 10.0
+) -> dict[TopicPartition, int]:
+    """Each partition's end, from the high-water marks fetch responses carry (Tansu's ListOffsets is wrong)."""
+    wanted = set(tps)
+    if not wanted:
+        return {}
     consumer = connect(kafka).consumer(enable_auto_commit=False, fetch_max_wait_ms=_FETCH_WAIT_MS)
     await consumer.start()
     try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        consumer.assign(list(wanted))
+        await consumer.seek_to_beginning(*wanted)
         deadline = time.monotonic() + timeout_s
-        while (highwater := consumer.highwater(tp)) is None:
+        ends: dict[TopicPartition, int] = {}
+        while len(ends) < len(wanted):
             if time.monotonic() > deadline:
-                raise BrokerError(f"no fetch response for {tp} within {timeout_s} s")
-            await consumer.getmany(tp, timeout_ms=100, max_records=1)
-        return highwater
+                raise BrokerError(f"no fetch response for {sorted(wanted - ends.keys())} within {timeout_s} s")
+            await consumer.getmany(*(wanted - ends.keys()), timeout_ms=100, max_records=1)
+            for tp in wanted - ends.keys():
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    ends[tp] = highwater
+        return ends
     finally:
         await consumer.stop()

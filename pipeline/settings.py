@@ -161,6 +161,14 @@ class Settings(BaseSettings):
         description="a worker standing by follows the trail changelog into its own store (Kafka Streams' standby "
         "replica), so a takeover reads only the changelog's tail; false: it catches up when it takes over",
     )
+    trail_partitions: int = Field(
+        default=0,
+        ge=0,
+        le=254,
+        description="0: one worker traces the whole bank feed, the others stand by; N: the trail runs as N "
+        "partitions spread over every worker in the group, each restored from its own changelog "
+        "(docs/partitioned-engine.md); a cluster keeps the N it started with",
+    )
     embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port")
 
     @model_validator(mode="after")

@@ -56,7 +56,7 @@ from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
 from pipeline.recovery import partitions_of, read_partitions
 from pipeline.settings import Settings
-from pipeline.topics import FREEZE_ACTIONS, SUSPENSION_ACTIONS, TOPICS
+from pipeline.topics import FREEZE_ACTIONS, SUSPENSION_ACTIONS, catalogue
 from pipeline.worker import InterceptionWorker
 from processors.freeze_orders import FreezeOrder
 from processors.money_trail import hub_reason
@@ -246,7 +246,7 @@ async def simulate_through_broker(simulation: Simulation, bootstrap: str) -> Non
     """Run the world through the broker and an in-process worker, then read back every freeze action."""
     settings = simulation.settings
     kafka = KafkaConnection.of(settings, bootstrap)
-    await create_topics(kafka, TOPICS, settings.topic_prefix, settings.replication_factor)
+    await create_topics(kafka, catalogue(0), settings.topic_prefix, settings.replication_factor)
     metrics = Metrics(settings.consumer_group)
     worker = InterceptionWorker(settings, bootstrap, metrics)
     producer = kafka.producer(linger_ms=2, max_batch_size=1 << 20)

@@ -40,6 +40,7 @@ class TopicSpec:
     description: str
     compacted: bool = False
     partner_copies: PartnerCopies | None = None  # also routed to `<name>.<partner>`
+    per_trail_partition: bool = False  # one partition per trail partition: created with `trail_partitions` of them
 
     def config(self, replication_factor: int) -> dict[str, str]:
         """The topic configs to create it with on a cluster that keeps ``replication_factor`` copies.
@@ -186,6 +187,39 @@ TRAIL_CHANGELOG = TopicSpec(
     None,
     "the trail store's rows, checkpoint by checkpoint: restores a lost disk without the input history",
 )
+TRAIL_MESSAGES = TopicSpec(
+    "trail-messages",
+    "internal",
+    "trail partition",
+    8,
+    14 * DAY_MS,
+    None,
+    "with `trail_partitions` > 0: what trail partitions tell each other (transfers, claims, tainted content), "
+    "many to a message; a partition's owner reads its own",
+    per_trail_partition=True,
+)
+TRAIL_HOLDINGS = TopicSpec(
+    "trail-holdings",
+    "internal",
+    "trail partition",
+    8,
+    14 * DAY_MS,
+    None,
+    "with `trail_partitions` > 0: each trail partition's changed holdings (traced money held by an account), "
+    "for the worker deciding the actions",
+    per_trail_partition=True,
+)
+TRAIL_PARTITION_CHANGELOG = TopicSpec(
+    "trail-partition-changelog",
+    "internal",
+    "trail partition",
+    8,
+    14 * DAY_MS,
+    None,
+    "with `trail_partitions` > 0: each trail partition's store rows, checkpoint by checkpoint; whoever adopts a "
+    "partition restores it from here",
+    per_trail_partition=True,
+)
 HELD_ACTIONS = TopicSpec(
     "held-actions",
     "internal",
@@ -209,16 +243,29 @@ TOPICS: tuple[TopicSpec, ...] = (
     RELEASE_ANSWERS,
     DEAD_LETTERS,
     TRAIL_CHANGELOG,
+    TRAIL_MESSAGES,
+    TRAIL_HOLDINGS,
+    TRAIL_PARTITION_CHANGELOG,
     HELD_ACTIONS,
 )
 INPUT_TOPICS = tuple(t for t in TOPICS if t.direction == "in")
 
 
-def input_topic_pattern(topic_prefix: str, also: Iterable[str] = ()) -> str:
-    """The worker's subscription: every input topic, every institution's own ``action-acks.<institution>``
-    (whoever the institution: its acks need no registration), and the topics in ``also``."""
+def catalogue(trail_partitions: int) -> tuple[TopicSpec, ...]:
+    """The topics to create: those of the trail's partitions with ``trail_partitions`` partitions each, or none of
+    them when one worker runs the whole trail (0)."""
+    if not trail_partitions:
+        return tuple(t for t in TOPICS if not t.per_trail_partition)
+    return tuple(replace(t, partitions=trail_partitions) if t.per_trail_partition else t for t in TOPICS)
+
+
+def input_topic_pattern(topic_prefix: str, also: Iterable[str] = (), without: Iterable[TopicSpec] = ()) -> str:
+    """The worker's subscription: every input topic but those ``without``, every institution's own
+    ``action-acks.<institution>`` (whoever the institution: its acks need no registration), and the topics in
+    ``also``."""
     acks = topic_prefix + ACTION_ACKS.name
-    exact = [topic_prefix + t.name for t in INPUT_TOPICS if t is not ACTION_ACKS] + list(also)
+    left_out = set(without)
+    exact = [topic_prefix + t.name for t in INPUT_TOPICS if t is not ACTION_ACKS and t not in left_out] + list(also)
     names = [re.escape(name) for name in exact] + [re.escape(acks) + r"(\.[a-z0-9_-]+)?"]
     return "^(" + "|".join(names) + ")$"
 
@@ -248,10 +295,15 @@ def topic_table_markdown() -> str:
     ]
     for topic in TOPICS:
         retention = f"{topic.retention_ms // DAY_MS} d" + (", compacted" if topic.compacted else "")
-        internal = "internal, msgpack rows" if topic is TRAIL_CHANGELOG else "internal, the action as published"
+        internal = (
+            "internal, msgpack"
+            if topic in (TRAIL_CHANGELOG, TRAIL_PARTITION_CHANGELOG, TRAIL_MESSAGES, TRAIL_HOLDINGS)
+            else "internal, the action as published"
+        )
+        partitions = "`trail_partitions`" if topic.per_trail_partition else str(topic.partitions)
         schema = internal if topic.model is None else f"`schemas/json/{topic.name}.schema.json`"
         rows.append(
-            f"| `{topic.name}` | {topic.direction} | {topic.key} | {topic.partitions} | {retention} "
+            f"| `{topic.name}` | {topic.direction} | {topic.key} | {partitions} | {retention} "
             f"| {schema} | {topic.description} |"
         )
         copies = topic.partner_copies

@@ -1,16 +1,17 @@
 """One worker's share of the money trail, between the broker and ``MoneyTrail``; no broker here.
 
-The worker's trail role (still to build, ``docs/partitioned-engine.md``) is a thin aiokafka
-adapter over this. Per batch it hands in the bank transfers it read and the trail messages
-for its partitions, then sends what ``close_batch`` returns (trail messages, holdings and
-changelog rows, each to its partition), waits for the broker, commits the batch's offsets and
-calls ``flush``. A partition it is given is ``adopt``ed from its changelog's rows; one taken
-away is ``release``d after the batch that last touched it was committed.
+The worker's trail role (``pipeline.trail_worker``) is a thin aiokafka adapter over this. Per
+batch it hands in the bank transfers it read and the trail messages for its partitions, then
+sends what ``close_batch`` returns (trail messages, holdings and changelog rows, each to its
+partition), waits for the broker, commits the batch's offsets and calls ``flush``. A partition
+it is given is ``adopt``ed from its changelog's rows; one taken away is ``release``d after the
+batch that last touched it was committed. When its own partitions may take messages in process
+is decided here too (``read_to``), from the queue offsets the worker reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pipeline.trail_messages import BadTrailMessage, decode_messages, encode_holdings, encode_messages
@@ -18,12 +19,14 @@ from pipeline.trail_store import Change, RocksStores, partition_of_row
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TraceSettings
 from processors.records import Transfer
 
+MESSAGES_PER_RECORD = 2_000  # about 250 kB a Kafka message: well under the broker's and the producer's limits
+
 
 @dataclass(slots=True)
 class TrailBatch:
     """What a batch must send, by partition, before its offsets are committed."""
 
-    messages: dict[int, bytes] = field(default_factory=dict)  # trail-messages: many trail messages to one
+    messages: dict[int, list[bytes]] = field(default_factory=dict)  # trail-messages: many trail messages to each
     holdings: dict[int, bytes] = field(default_factory=dict)  # trail-holdings: the partition's changed holdings
     changelog: dict[int, list[Change]] = field(default_factory=dict)  # trail-changelog: the partition's rows
 
@@ -48,24 +51,42 @@ class TrailHost:
             raise ValueError("a trail host's partitions move between workers: its store must keep the traced state")
         self.stores = stores
         self.trail = MoneyTrail(settings, partitions, stores=stores, owned=())
+        self._reach: dict[int, int] = {}  # partitions not taking messages in process yet: the queue offset to read to
+        self._closed_since_adoption = True
 
     @property
     def owned(self) -> set[int]:
         return set(self.trail.accounts)
 
-    def adopt(self, partition: int, changelog: Iterable[Change] | None) -> None:
-        """Own a partition: its changelog's rows replace whatever this store had of it.
+    def adopt(
+        self, partition: int, changelog: Iterable[Change] | None, tail: bool = False, changelog_end: int | None = None
+    ) -> None:
+        """Own a partition, restored from its changelog's rows.
 
-        None: this store already holds the partition as its last checkpoint left it (a restart on its own disk).
+        ``changelog``: all of its rows, which replace whatever this store had of the partition; with ``tail``, only
+        those after what the store reflects (``changelog_offset``); None: the store holds the partition as its last
+        checkpoint left it. ``changelog_end``: the changelog offset the store reflects after this.
         """
         if changelog is not None:
-            self.stores.drop_partition(partition)
+            if not tail:
+                self.stores.drop_partition(partition)
             self.stores.apply(changelog)
-        self.trail.adopt(partition)
+            self.stores.forget_cached(partition)  # another owner's rows may have moved its index sequence on
+        if changelog_end is not None:
+            self.stores.mark_partition_changelog(partition, changelog_end)
+        self.trail.adopt(partition)  # no partition here takes messages in process any more
+        self._reach = dict.fromkeys(self.trail.accounts, 0)
+        self._closed_since_adoption = False
+
+    def changelog_offset(self, partition: int) -> int | None:
+        """How far into the partition's changelog this store's copy reaches (None: it has none)."""
+        return self.stores.partition_changelog_offset(partition)
 
     def release(self, partition: int) -> None:
         """Stop owning a partition (its rows stay on disk until it is adopted here again, from its changelog)."""
         self.trail.release(partition)
+        self.stores.forget_cached(partition)  # or its clock and index rows would still be staged, and logged
+        self._reach.pop(partition, None)
 
     def take_feed(self, transfers: Iterable[Transfer]) -> None:
         for transfer in transfers:
@@ -80,10 +101,31 @@ class TrailHost:
         self.trail.receive(partition, messages)
         return None
 
-    def caught_up(self, partition: int) -> None:
-        """This worker has read the partition's trail messages to their end (its position reached the high-water
-        mark) since it last adopted a partition: messages to it are delivered in process from now on."""
-        self.trail.deliver_locally(partition)
+    def queue_ends(self, ends: Mapping[int, int]) -> None:
+        """Where the queues of partitions owned here ended when they were adopted (measured after ``adopt``, before
+        the next ``close_batch``): what their earlier owners sent lies before."""
+        for partition, end in ends.items():
+            if partition in self._reach:
+                self._reach[partition] = max(self._reach[partition], end)
+
+    def sent(self, partition: int, next_offset: int) -> None:
+        """The broker took trail messages for ``partition`` up to ``next_offset`` (exclusive)."""
+        if partition in self._reach:
+            self._reach[partition] = max(self._reach[partition], next_offset)
+
+    def waiting(self) -> set[int]:
+        """Partitions owned here whose messages still go through their queue."""
+        return set(self._reach)
+
+    def read_to(self, partition: int, position: int) -> None:
+        """This worker has read the partition's queue up to ``position``. Once that is past what its earlier owners
+        sent, and past what this worker sent it since its last adoption (the ``RESET``s among it, which
+        ``close_batch`` sends), messages to it are delivered in process: none can overtake a queued one.
+        """
+        reach = self._reach.get(partition)
+        if reach is not None and self._closed_since_adoption and position >= reach:
+            del self._reach[partition]
+            self.trail.deliver_locally(partition)
 
     def close_batch(self) -> TrailBatch:
         """Re-trace, and return what must go out before the batch's offsets are committed.
@@ -93,14 +135,19 @@ class TrailHost:
         """
         trail = self.trail
         batch = TrailBatch(holdings=retrace_holdings(trail))
+        self._closed_since_adoption = True
         for partition, messages in trail.take_outbox().items():
-            batch.messages[partition] = encode_messages(messages)
+            batch.messages[partition] = [
+                encode_messages(messages[start : start + MESSAGES_PER_RECORD])
+                for start in range(0, len(messages), MESSAGES_PER_RECORD)
+            ]
         for key, value in self.stores.stage({}):
             owner = partition_of_row(key)
             if owner is not None:  # the accounts seen and the input offsets stay with this store
                 batch.changelog.setdefault(owner, []).append((key, value))
         return batch
 
-    def flush(self) -> None:
-        """After the batch's offsets are committed: its rows to the local store."""
-        self.stores.flush(None)
+    def flush(self, changelog_ends: Mapping[int, int] | None = None) -> None:
+        """After the batch's offsets are committed: its rows to the local store, with how far each partition's
+        changelog reached once they were sent."""
+        self.stores.flush(None, changelog_ends)

@@ -139,11 +139,15 @@ class RocksStores:
         batch = WriteBatch(raw_mode=True)
         for kind in _PARTITION_ROWS:
             batch.delete_range(bytes([kind]) + tag, bytes([kind]) + bytes([partition + 1]))
-        for key in (b"Mclock" + tag, _SEQUENCE + tag):
+        for key in (b"Mclock" + tag, _SEQUENCE + tag, _CHANGELOG + tag):
             batch.delete(key)
         self.db.write(batch)
         self._writes = {key: value for key, value in self._writes.items() if partition_of_row(key) != partition}
-        self._sequences.pop(_SEQUENCE + tag, None)
+        self.forget_cached(partition)
+
+    def forget_cached(self, partition: int) -> None:
+        """Forget what is cached of a partition's rows: its changelog's rows were just written under this store."""
+        self._sequences.pop(_SEQUENCE + bytes([partition]), None)
         self._feeds.pop(partition, None)
         for direction in ("out", "in"):
             self._transfers.pop((partition, direction), None)
@@ -196,12 +200,25 @@ class RocksStores:
         self._writes = {}
         return rows
 
-    def flush(self, changelog_offset: int | None) -> None:
-        """Write the staged rows in one atomic batch (after the changelog has them and offsets are committed)."""
+    def flush(self, changelog_offset: int | None, partition_offsets: Mapping[int, int] | None = None) -> None:
+        """Write the staged rows in one atomic batch (after the changelog has them and offsets are committed).
+
+        ``partition_offsets``: with a changelog per trail partition, how far each partition's now reaches.
+        """
         if changelog_offset is not None:
             self._staged.append((_CHANGELOG, _encode(changelog_offset)))
+        for partition, offset in (partition_offsets or {}).items():
+            self._staged.append((_CHANGELOG + bytes([partition]), _encode(offset)))
         self.apply(self._staged)
         self._staged = []
+
+    def partition_changelog_offset(self, partition: int) -> int | None:
+        """How much of a trail partition's own changelog the store reflects (None: it holds none of it)."""
+        raw = self.db.get(_CHANGELOG + bytes([partition]))
+        return None if raw is None else int(msgspec.msgpack.decode(raw))
+
+    def mark_partition_changelog(self, partition: int, offset: int) -> None:
+        self.db.put(_CHANGELOG + bytes([partition]), _encode(offset))
 
     def changelog_offset(self) -> int:
         """How much of the changelog the store reflects: the offset of the next message to apply."""

@@ -57,12 +57,16 @@ from pipeline.topics import (
     RELEASE_REQUESTS,
     SUSPENSION_ACTIONS,
     TRAIL_CHANGELOG,
+    TRAIL_HOLDINGS,
+    TRAIL_MESSAGES,
     VICTIM_WARNINGS,
     addressee_spec,
     input_topic_pattern,
 )
+from pipeline.trail_messages import encode_messages
 from pipeline.trail_store import RocksStores
 from processors.priority import priority_band
+from processors.trail_view import TrailView
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,11 @@ class InterceptionWorker(mode.Service):
         self.kafka = KafkaConnection.of(settings, bootstrap)
         self.metrics = metrics
         self._institution_keys = load_institution_keys(settings)  # read once: a bad registry fails the start
-        self.interception = Interception(settings, institution_keys=self._institution_keys)
+        # trail_partitions > 0: the trail runs in every worker's trail role (pipeline.trail_worker); this one follows
+        # its holdings and sends it the reports' claims.
+        self._partitioned = settings.trail_partitions > 0
+        self._trail_view: TrailView | None = None
+        self.interception = self._new_interception(None)
         self.ready = asyncio.Event()
         self._watch = _AssignmentWatch()
         self._awaiting_first_action: dict[str, int] = {}
@@ -118,6 +126,12 @@ class InterceptionWorker(mode.Service):
         self.recovery = Recovery()
         self._bank_topic = settings.topic(BANK_TRANSACTIONS)
         self._changelog = settings.topic(TRAIL_CHANGELOG)
+        self._trail_messages = settings.topic(TRAIL_MESSAGES)
+
+    def _new_interception(self, stores: RocksStores | None) -> Interception:
+        view = TrailView(self.settings.trace, self.settings.trail_partitions) if self._partitioned else None
+        self._trail_view = view
+        return Interception(self.settings, stores, self._institution_keys, trail=view)
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -142,7 +156,11 @@ class InterceptionWorker(mode.Service):
         await self._consumer.start()
         # By pattern: institutions' own ack topics (action-acks.<institution>) are picked up as they are
         # created, within metadata_max_age_ms; taking one up is a rebalance, so the worker recovers.
-        pattern = input_topic_pattern(settings.topic_prefix, also=settings.release_request_topics.values())
+        also, without = list(settings.release_request_topics.values()), []
+        if self._partitioned:  # the trail role reads the bank feed; this one, what the trail partitions hold
+            also.append(settings.topic(TRAIL_HOLDINGS))
+            without.append(BANK_TRANSACTIONS)
+        pattern = input_topic_pattern(settings.topic_prefix, also=also, without=without)
         self._consumer.subscribe(pattern=pattern, listener=self._watch)
 
     async def on_stop(self) -> None:
@@ -216,6 +234,7 @@ class InterceptionWorker(mode.Service):
                 self._awaiting_first_action.setdefault(report_id, report.received_at_ms)
             offsets = {tp: batch[-1].offset + 1 for tp, batch in batches.items()}
             await self._publish(result)
+            await self._send_claims()
             stores, logged = self._stores, None
             if stores is not None:
                 # Only after the actions are out: a changelog holding the batch while its actions are not
@@ -246,6 +265,17 @@ class InterceptionWorker(mode.Service):
                     await self._publish(result)
             for action in result.escalated:
                 self.metrics.escalations.labels(action.kind, priority_band(action.priority)).inc()
+
+    async def _send_claims(self) -> None:
+        """The claims of the reports taken since the last call, to their resolvers' trail partitions; waits for the
+        broker (before the batch that made them commits)."""
+        if self._trail_view is None or self._producer is None:
+            return
+        deliveries = [
+            await self._producer.send(self._trail_messages, encode_messages(messages), partition=partition)
+            for partition, messages in self._trail_view.take_outbox().items()
+        ]
+        await asyncio.gather(*deliveries)
 
     async def _publish(self, result: BatchResult) -> None:
         assert self._publisher is not None
@@ -294,16 +324,16 @@ class InterceptionWorker(mode.Service):
         self._awaiting_first_action.clear()
         self._standing_by = not assigned
         if not assigned:
-            self.interception = Interception(self.settings, institution_keys=self._institution_keys)
+            self.interception = self._new_interception(None)
             log.info("standing by: another worker in group %s holds the input partitions", self.settings.consumer_group)
             self.ready.set()
             return
         started = time.monotonic()
         self.recovery = recovery = Recovery()
         stores = None
-        if self.settings.trail_store == "rocksdb":
+        if self.settings.trail_store == "rocksdb" and not self._partitioned:
             stores, recovery.changelog_messages = await self._open_stores()
-        self.interception = Interception(self.settings, stores, self._institution_keys)
+        self.interception = self._new_interception(stores)
         restored = 0
         for spec, read in (
             (FREEZE_ACTIONS, restore_freeze_order),
@@ -337,6 +367,7 @@ class InterceptionWorker(mode.Service):
 
         await read_partitions(self.kafka, dict(committed), replay, start_at=start_at)
         self.interception.rebuild(now_ms=_now_ms())
+        await self._send_claims()  # again: a claim is a latest value, and the trail may have lost none or some
         for tp in assigned - committed.keys():
             consumer.seek(tp, (await consumer.committed(tp)) or 0)
         for tp, offset in committed.items():
@@ -372,7 +403,7 @@ class InterceptionWorker(mode.Service):
         A takeover then reads only what the changelog gained since the last poll, not all of it.
         """
         settings = self.settings
-        if settings.trail_store != "rocksdb" or not settings.warm_standby:
+        if settings.trail_store != "rocksdb" or not settings.warm_standby or self._partitioned:
             return
         changelog = TopicPartition(self._changelog, 0)
         tail: AIOKafkaConsumer | None = None
@@ -467,6 +498,7 @@ class InterceptionWorker(mode.Service):
                     return  # the store may be closed already
                 interception = self.interception
                 expired = asdict(interception.expire(_now_ms()))
+                await self._send_claims()  # the expired reports' claims are withdrawn
                 for report_id in [r for r in self._awaiting_first_action if r not in interception.revisions]:
                     del self._awaiting_first_action[report_id]  # expired before any action came of it
             metrics = self.metrics

@@ -18,7 +18,7 @@ import pytest
 from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.keys import generate_key
 from pipeline.settings import Settings
-from pipeline.topics import TOPICS
+from pipeline.topics import catalogue
 
 
 @pytest.fixture(scope="session")
@@ -66,5 +66,5 @@ async def settings(kafka_bootstrap: str, tmp_path: Path, signing_key_dir: Path) 
         signing_key_dir=signing_key_dir,
         pseudonym_key="integration-test-pseudonym-key",
     )
-    await create_topics(kafka_bootstrap, TOPICS, configured.topic_prefix)
+    await create_topics(kafka_bootstrap, catalogue(0), configured.topic_prefix)
     yield configured

@@ -17,7 +17,7 @@ from kafka_client import HOUR, account, now, produce, report, transaction, wait_
 from pipeline.broker import free_port
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.topics import TOPICS, wire_models
+from pipeline.topics import catalogue, wire_models
 from pipeline.worker import InterceptionWorker
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_topics_create_makes_the_whole_catalogue(kafka_bootstrap: str) -> None:
     first = interceptor("topics", "create", "--bootstrap", kafka_bootstrap, env={"INTERCEPTOR_TOPIC_PREFIX": prefix})
     again = interceptor("topics", "create", "--bootstrap", kafka_bootstrap, env={"INTERCEPTOR_TOPIC_PREFIX": prefix})
     assert first.returncode == 0, first.stderr
-    assert all(prefix + topic.name in first.stdout for topic in TOPICS)
+    assert all(prefix + topic.name in first.stdout for topic in catalogue(0))
     assert again.returncode == 0 and "all topics exist" in again.stdout
 
 

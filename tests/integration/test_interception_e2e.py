@@ -99,7 +99,7 @@ async def test_freezes_every_account_on_the_trail_and_nothing_else(settings: Set
 
 async def test_same_inputs_in_another_order_give_the_same_actions(kafka_bootstrap: str, tmp_path):
     from pipeline.broker import create_topics
-    from pipeline.topics import TOPICS
+    from pipeline.topics import catalogue
 
     inputs = [("bank", t) for t in (BEFORE_THEFT, PAYMENT, HOP_1, HOP_2, AFTER_WINDOW)] + [("reports", REPORT)]
     finals = []
@@ -112,7 +112,7 @@ async def test_same_inputs_in_another_order_give_the_same_actions(kafka_bootstra
             consumer_group=f"order{seed}-{tmp_path.name}",
             insecure_dev_keys=True,
         )
-        await create_topics(kafka_bootstrap, TOPICS, settings.topic_prefix)
+        await create_topics(kafka_bootstrap, catalogue(0), settings.topic_prefix)
         bank, reports, actions_topic, _ = _topics(settings)
         worker = InterceptionWorker(settings, kafka_bootstrap, Metrics(settings.consumer_group))
         await worker.start()

@@ -11,6 +11,7 @@ from pipeline.topics import (
     TOPICS,
     VICTIM_REPORTS,
     addressee_spec,
+    catalogue,
     topic_table_markdown,
     wire_models,
 )
@@ -78,3 +79,13 @@ def test_per_addressee_topics_are_created_like_their_shared_topic() -> None:
         assert (routed.num_partitions, routed.replication_factor) == (shared.num_partitions, 3)
         assert routed.topic_configs == shared.topic_configs
         assert routed.topic_configs["min.insync.replicas"] == "2"
+
+
+def test_the_trail_partitions_topics_are_created_only_when_the_trail_is_spread_and_with_its_count() -> None:
+    spread = [spec for spec in TOPICS if spec.per_trail_partition]
+    assert {spec.name for spec in spread} == {"trail-messages", "trail-holdings", "trail-partition-changelog"}
+    assert not any(spec.per_trail_partition for spec in catalogue(0))
+    assert len(catalogue(0)) == len(TOPICS) - len(spread)
+    sized = {spec.name: spec.partitions for spec in catalogue(6)}
+    assert all(sized[spec.name] == 6 for spec in spread)
+    assert all(sized[spec.name] == spec.partitions for spec in TOPICS if not spec.per_trail_partition)

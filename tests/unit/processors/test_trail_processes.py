@@ -121,7 +121,10 @@ class Cluster:
             self.checkpoints[partition] = Checkpoint(self.position[partition], state)
         self.uncommitted[n] = []
 
-    def move(self, partition: int, state: TrailPartition, to: int) -> None:
+    def release(self, n: int, partition: int) -> TrailPartition | None:
+        return self.processes[n].release(partition)
+
+    def move(self, partition: int, state: TrailPartition | None, to: int) -> None:
         """Hand a partition over, with what it knew when its owner let it go."""
         self.processes[to].adopt(partition, state)
 
@@ -136,7 +139,7 @@ class Cluster:
         self.settle(n)
         self.checkpoint(n)
         partition = self.rng.choice(sorted(self.processes[n].accounts))
-        self.move(partition, self.processes[n].release(partition), to)
+        self.move(partition, self.release(n, partition), to)
         self.settle(to)
         self.handovers += 1
 
@@ -169,16 +172,15 @@ class Cluster:
 class RocksCluster(Cluster):
     """The same processes as workers on their own disks, each a ``TrailHost``. Every batch is closed, sent and
     committed, as the worker does: its rows go to each partition's changelog, then to the local store; a crash
-    may strike between sending and committing. A partition moves to another process by dropping whatever rows
-    of it that process had and applying its changelog; a crashed process restarts on its local store, as its
-    last commit left it."""
+    may strike between sending and committing, or between committing and writing the local store. A process
+    adopts a partition as the worker does: from the changelog's tail after its local copy (a crashed process
+    restarts on its own disk), or from all of it."""
 
     def __init__(self, partitions: int, processes: int, rng: random.Random, root: Path) -> None:
         self.root = root
         self.changelog: dict[int, list[Change]] = {p: [] for p in range(partitions)}
-        self.pending: list[dict[int, list[Change]]] = [{} for _ in range(processes)]  # closed, not committed
+        self.changelog_ends: list[dict[int, int]] = [{} for _ in range(processes)]  # sent, not flushed
         self.hosts = [self.new_host(n, partitions) for n in range(processes)]
-        self.restarted: int | None = None  # during a crash: the crashed process, on its own disk again
         super().__init__(partitions, processes, rng)
 
     def new_host(self, n: int, partitions: int) -> TrailHost:
@@ -186,11 +188,25 @@ class RocksCluster(Cluster):
 
     def new_process(self, n: int, owned: list[int]) -> MoneyTrail:
         for partition in owned:
-            self.hosts[n].adopt(partition, self.changelog[partition])
+            self.adopt(n, partition)
         return self.hosts[n].trail
 
+    def adopt(self, n: int, partition: int) -> None:
+        """As the worker adopts: from the changelog's tail after the local copy (a restart, or a partition owned here
+        before), or all of it; then where its partitions' queues end, and a look at whether it has read them to
+        their end already (it has not sent the adoption's RESETs yet, so it may not take messages in process)."""
+        host, changelog = self.hosts[n], self.changelog[partition]
+        local = host.changelog_offset(partition)
+        if local is not None and local <= len(changelog):
+            host.adopt(partition, changelog[local:], tail=True, changelog_end=len(changelog))
+        else:
+            host.adopt(partition, changelog, changelog_end=len(changelog))
+        host.queue_ends({p: len(self.queues[p]) for p in host.owned})
+        self.catch_up(n)
+
     def settle(self, n: int) -> None:
-        """A worker's batch: closed, sent, committed, flushed (nothing reads the store in between)."""
+        """A worker's batch: closed, sent (its rows to the changelogs too), committed, flushed (nothing reads the
+        store in between)."""
         self.close_and_send(n)
         self.commit(n)
 
@@ -198,49 +214,52 @@ class RocksCluster(Cluster):
         batch = self.hosts[n].close_batch()
         for raw in batch.holdings.values():
             self.view.receive_holdings(*decode_holdings(raw))
-        for partition, raw in batch.messages.items():
-            self.queues[partition].extend(decode_messages(raw))
+        for partition, records in batch.messages.items():
+            for raw in records:
+                self.queues[partition].extend(decode_messages(raw))
+            self.hosts[n].sent(partition, len(self.queues[partition]))
         for partition, rows in batch.changelog.items():
-            self.pending[n].setdefault(partition, []).extend(rows)
+            self.changelog[partition].extend(rows)
+            self.changelog_ends[n][partition] = len(self.changelog[partition])
         self.catch_up(n)
 
-    def commit(self, n: int) -> None:
-        for partition, rows in self.pending[n].items():
-            self.changelog[partition].extend(rows)
-        self.pending[n] = {}
-        self.hosts[n].flush()
+    def commit(self, n: int, flush: bool = True) -> None:
+        if flush:
+            self.hosts[n].flush(self.changelog_ends[n])
+        self.changelog_ends[n] = {}
         for partition in self.hosts[n].owned:
             self.checkpoints[partition] = Checkpoint(self.position[partition], None)
         self.uncommitted[n] = []
 
     def catch_up(self, n: int) -> None:
-        for partition in self.hosts[n].owned:
-            if self.position[partition] == len(self.queues[partition]):
-                self.hosts[n].caught_up(partition)
+        for partition in self.hosts[n].waiting():
+            self.hosts[n].read_to(partition, self.position[partition])
 
     def checkpoint(self, n: int) -> None:
         self.settle(n)
 
-    def move(self, partition: int, state: TrailPartition, to: int) -> None:
-        self.hosts[to].adopt(partition, self.changelog[partition])
+    def release(self, n: int, partition: int) -> None:
+        self.hosts[n].release(partition)
+
+    def move(self, partition: int, state: TrailPartition | None, to: int) -> None:
+        self.adopt(to, partition)
 
     def restore(self, partition: int, to: int) -> None:
-        # A restarted process's own disk holds the partition as its last checkpoint left it.
-        self.hosts[to].adopt(partition, None if to == self.restarted else self.changelog[partition])
+        self.adopt(to, partition)
 
     def restart(self, n: int) -> None:
-        self.hosts[n].stores.close()  # what it closed but did not commit never reached the disk or the changelog
-        self.pending[n] = {}
+        self.hosts[n].stores.close()  # what it closed but did not flush never reached the disk
+        self.changelog_ends[n] = {}
         self.hosts[n] = self.new_host(n, self.partitions)
         self.processes[n] = self.hosts[n].trail
-        self.restarted = n
 
     def crash(self, n: int) -> list[Transfer]:
-        if self.rng.random() < 0.5:
+        moment = self.rng.random()
+        if moment < 2 / 3:
             self.close_and_send(n)  # and killed before the commit
-        redelivered = super().crash(n)
-        self.restarted = None
-        return redelivered
+            if moment < 1 / 3:
+                self.commit(n, flush=False)  # or after it, before the local store took the batch
+        return super().crash(n)
 
     def close(self) -> None:
         for host in self.hosts:

@@ -1,0 +1,291 @@
+"""The trail role: this worker's share of the trail's partitions, when ``trail_partitions`` > 0.
+
+A thin aiokafka adapter over ``TrailHost``. Its consumer group, ``<group>-trail``, reads
+``bank-transactions`` and ``trail-messages`` with the default assignor, so every worker of the
+group takes a share of both. Owning partition p of ``trail-messages`` is owning trail partition p:
+it is adopted when assigned (restored from partition p of ``trail-partition-changelog``: the tail
+after what the local store holds, or all of it) and released when revoked. A bank transfer goes to
+its resolver's partition whoever reads it.
+
+Per batch, the worker's checkpoint order: take the bank transfers and the trail messages, close the
+batch, send its trail messages, changed holdings (for the worker deciding actions, which reads
+``trail-holdings``) and changelog rows, and wait for the broker; commit the input offsets; then
+write the rows to the local store with how far each partition's changelog reached. A crash anywhere
+redelivers the batch; every trail message is a latest-value update, so the replay is harmless, and
+whoever adopts a partition tells every other partition to drop what its earlier owner sent (``RESET``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import mode
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import TopicPartition
+
+from pipeline.broker import create_topics
+from pipeline.changelog import decode_rows, log_changes
+from pipeline.errors import BrokerError
+from pipeline.interception import BatchResult, Rejected
+from pipeline.kafka import KafkaConnection
+from pipeline.metrics import Metrics
+from pipeline.publisher import Publisher
+from pipeline.recovery import Records, high_waters, partitions_of, read_partitions
+from pipeline.settings import Settings
+from pipeline.topics import BANK_TRANSACTIONS, TRAIL_HOLDINGS, TRAIL_MESSAGES, TRAIL_PARTITION_CHANGELOG, catalogue
+from pipeline.trail_host import TrailHost
+from pipeline.trail_store import Change, RocksStores
+from processors.records import Transfer
+from schemas.decode import Rejection, decode_bank_transaction
+
+log = logging.getLogger(__name__)
+
+EMPTY = Rejection("invalid_event", "the message has no value (a tombstone or an empty record)")
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, role: TrailWorker) -> None:
+        self.role = role
+        self.changed = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Every batch commits before it lets go of the lock: what was revoked is committed once this gets it.
+        async with self.role.lock:
+            self.role.release({tp.partition for tp in revoked if tp.topic == self.role.messages_topic})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.changed.set()  # adopted by the batch loop, which reads the changelogs without stalling the join
+
+
+@dataclass(slots=True)
+class Adoptions:
+    """What taking trail partitions over has read, since the start."""
+
+    partitions: Counter[str] = field(default_factory=Counter)  # "tail" (on the local store) or "full"
+    changelog_messages: int = 0
+    seconds: float = 0.0
+
+
+class TrailWorker(mode.Service):
+    """Owns the trail role's consumer, producer and local store in one worker process."""
+
+    def __init__(self, settings: Settings, bootstrap: str, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not settings.trail_partitions:
+            raise ValueError("the trail role runs only with trail_partitions > 0")
+        self.settings = settings
+        self.kafka = KafkaConnection.of(settings, bootstrap)
+        self.metrics = metrics
+        self.lock = asyncio.Lock()  # a batch, and a revocation, one at a time
+        self.messages_topic = settings.topic(TRAIL_MESSAGES)
+        self.adoptions = Adoptions()
+        self.ready = asyncio.Event()  # set once this worker's first assignment is adopted
+        self._bank_topic = settings.topic(BANK_TRANSACTIONS)
+        self._holdings_topic = settings.topic(TRAIL_HOLDINGS)
+        self._changelog_topic = settings.topic(TRAIL_PARTITION_CHANGELOG)
+        self._group = f"{settings.consumer_group}-trail"
+        self._rebalance = _Rebalance(self)
+        self._next_lag_at = 0.0
+        self._host: TrailHost | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._publisher: Publisher | None = None
+
+    @property
+    def host(self) -> TrailHost:
+        assert self._host is not None
+        return self._host
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        trail_topics = [spec for spec in catalogue(settings.trail_partitions) if spec.per_trail_partition]
+        await create_topics(self.kafka, trail_topics, settings.topic_prefix, settings.replication_factor)
+        for spec in trail_topics:
+            found = len(await partitions_of(self.kafka, settings.topic(spec)))
+            if found != settings.trail_partitions:
+                raise BrokerError(
+                    f"{settings.topic(spec)} has {found} partitions but trail_partitions is "
+                    f"{settings.trail_partitions}: a cluster keeps the count it started with"
+                )
+        path = settings.data_dir / f"trail-partitions-{settings.topic_prefix}{settings.consumer_group}"
+        stores = RocksStores(path, settings.trace.history_retention_ms // 2, keep_traced=True)
+        self._host = TrailHost(settings.trace, settings.trail_partitions, stores)
+        self._producer = self.kafka.producer(acks="all", linger_ms=2, max_batch_size=1 << 20)
+        await self._producer.start()
+        self._publisher = Publisher(settings, self.kafka, self._producer)
+        self._consumer = self.kafka.consumer(
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=32 << 20,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([self._bank_topic, self.messages_topic], listener=self._rebalance)
+
+    async def on_stop(self) -> None:
+        async with self.lock:
+            if self._consumer is not None:
+                await self._consumer.stop()  # leaves the group: the partitions move on at once
+            if self._producer is not None:
+                await self._producer.stop()
+            if self._host is not None:
+                self._host.stores.close()
+
+    def release(self, partitions: set[int]) -> None:
+        for partition in partitions & self.host.owned:
+            self.host.release(partition)
+            self.metrics.trail_partitions_owned.dec()
+
+    @mode.Service.task
+    async def _consume(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        settings = self.settings
+        while not self.should_stop:
+            if self._rebalance.changed.is_set():
+                async with self.lock:
+                    await self._adopt_assignment(consumer)
+                continue
+            batches = await consumer.getmany(
+                timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
+            )
+            if self._rebalance.changed.is_set():
+                continue  # the assignment changed under this batch: it is read again after the adoption
+            async with self.lock:
+                if self.should_stop:
+                    return  # not committed: redelivered
+                if batches:
+                    await self._process(consumer, batches)
+                await self._note_caught_up(consumer)
+
+    async def _adopt_assignment(self, consumer: AIOKafkaConsumer) -> None:
+        """Adopt the trail partitions just assigned, then read every assigned partition from its committed offset."""
+        self._rebalance.changed.clear()
+        assigned = consumer.assignment()
+        if self.should_stop:
+            return
+        owned = {tp.partition for tp in assigned if tp.topic == self.messages_topic}
+        self.release(self.host.owned - owned)  # lost without a revocation (a session that timed out)
+        adopted = sorted(owned - self.host.owned)
+        if adopted:
+            started = time.monotonic()
+            queues = {p: TopicPartition(self.messages_topic, p) for p in owned}
+            changelogs = {p: TopicPartition(self._changelog_topic, p) for p in adopted}
+            ends = await high_waters(self.kafka, [*queues.values(), *changelogs.values()])
+            for partition in adopted:
+                await self._adopt(partition, ends[changelogs[partition]])
+            self.adoptions.seconds += time.monotonic() - started
+            self.host.queue_ends({p: ends[tp] for p, tp in queues.items()})
+        for tp in assigned:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        if adopted:  # the RESETs, and the adopted partitions' contents and holdings, go out at once
+            await self._process(consumer, {})
+        self.ready.set()
+
+    async def _adopt(self, partition: int, end: int) -> None:
+        """Restore a trail partition from its changelog (which ends at ``end``): the tail after the local copy, or
+        all of it."""
+        tp = TopicPartition(self._changelog_topic, partition)
+        local = self.host.changelog_offset(partition)
+        tail = local is not None and local <= end  # beyond the end: the copy is of another cluster's changelog
+        rows: list[Change] = []
+
+        def take(records: Records) -> None:
+            for record in records:
+                if record.value:
+                    rows.extend(decode_rows(record.value))
+            self.adoptions.changelog_messages += len(records)
+
+        start = local if tail and local is not None else 0
+        if start < end:
+            await read_partitions(self.kafka, {tp: end}, take, start_at={tp: start})
+        self.host.adopt(partition, rows, tail=tail, changelog_end=end)
+        self.adoptions.partitions["tail" if tail else "full"] += 1
+        self.metrics.trail_partitions_owned.inc()
+        log.info("adopted trail partition %d: %d changelog rows (%s)", partition, len(rows), "tail" if tail else "full")
+
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> None:
+        started = time.perf_counter()
+        host, settings = self.host, self.settings
+        rejected: list[Rejected] = []
+        for tp, records in batches.items():
+            if tp.topic == self._bank_topic:
+                transfers: list[Transfer] = []
+                for record in records:
+                    decoded = (
+                        decode_bank_transaction(record.value, settings.max_message_bytes) if record.value else EMPTY
+                    )
+                    if type(decoded) is Transfer:
+                        transfers.append(decoded)
+                    else:
+                        rejected.append(Rejected(record, decoded))  # type: ignore[arg-type]
+                host.take_feed(transfers)
+            else:
+                for record in records:
+                    error = host.take_messages(tp.partition, record.value or b"")
+                    if error is not None:
+                        rejected.append(Rejected(record, Rejection("invalid_trail_message", str(error))))
+        batch = host.close_batch()
+        producer = self._producer
+        assert producer is not None and self._publisher is not None
+        to_queues = []  # to partitions' queues: (partition, delivery)
+        for partition, messages in batch.messages.items():
+            for raw in messages:
+                to_queues.append((partition, await producer.send(self.messages_topic, raw, partition=partition)))
+        deliveries = [delivery for _, delivery in to_queues]
+        for partition, raw in batch.holdings.items():
+            deliveries.append(await producer.send(self._holdings_topic, raw, partition=partition))
+        if rejected:
+            await self._publisher.publish(BatchResult(rejected=rejected), int(time.time() * 1000))
+        changelog_ends = {}
+        for partition, rows in batch.changelog.items():
+            end = await log_changes(
+                producer, self._changelog_topic, bytes([partition]), rows, settings.max_action_bytes, partition
+            )
+            if end is not None:
+                changelog_ends[partition] = end
+        await asyncio.gather(*deliveries)
+        for partition, delivery in to_queues:
+            host.sent(partition, delivery.result().offset + 1)
+        try:
+            if batches:
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        except CommitFailedError as error:
+            # As a crash between sending and committing: the batch is read again, here or by an adopter, and its
+            # messages are latest-value updates. Its rows are in the changelog, so the local store takes them too.
+            log.warning("trail batch not committed (%s): it is read again", error)
+        host.flush(changelog_ends)
+        metrics = self.metrics
+        for tp, records in batches.items():
+            metrics.events_consumed.labels(tp.topic).inc(len(records))
+        for rejection in rejected:
+            metrics.dead_letters.labels(rejection.record.topic, rejection.rejection.reason).inc()
+        metrics.trail_batch_seconds.observe(time.perf_counter() - started)
+
+    async def _note_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        """A partition of this worker's read to the end of its queue gets its messages in process from now on;
+        and the lag, from the high-water marks fetches carry (Tansu's ListOffsets is wrong)."""
+        for partition in self.host.waiting():
+            self.host.read_to(partition, await consumer.position(TopicPartition(self.messages_topic, partition)))
+        if time.monotonic() < self._next_lag_at:
+            return
+        self._next_lag_at = time.monotonic() + 1.0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(0, highwater - await consumer.position(tp))
+                self.metrics.set_lag(tp.topic, tp.partition, lag, consumergroup=self._group)

@@ -1,0 +1,137 @@
+"""Two worker processes spreading the trail's partitions (``trail_partitions`` > 0), through a real broker.
+
+Each test runs real ``interceptor worker`` processes and SIGKILLs them; the holds at the end
+must be the pure processors' (the reference the partitioned engine is held to), and no action
+version may contradict another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kafka_client import assert_versions_consistent, collect, produce
+from prometheus_client.parser import text_string_to_metric_families
+from test_worker_restart import _final, _oracle, _scenario
+
+from pipeline.broker import create_topics, free_port
+from pipeline.settings import Settings
+from pipeline.topics import catalogue
+from pipeline.worker_process import kill_worker, settings_env, start_worker
+
+pytestmark = pytest.mark.integration
+
+TRAIL_PARTITIONS = 4
+
+
+@pytest.fixture
+async def partitioned(settings: Settings) -> Settings:
+    spread = settings.with_overrides(trail_partitions=TRAIL_PARTITIONS)
+    await create_topics(spread.bootstrap_servers or "", catalogue(TRAIL_PARTITIONS), spread.topic_prefix)
+    return spread
+
+
+def _start(settings: Settings, name: str, directory: Path, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
+    """A worker process on its own disk (``directory / name``), as a second machine would be."""
+    env = settings_env(settings, settings.bootstrap_servers or "")
+    env["INTERCEPTOR_BATCH_MAX_RECORDS"] = "300"  # many small batches, so a kill lands between commits
+    data_dir = directory / name
+    log_path = directory / f"{name}-{time.monotonic_ns()}.log"
+    return start_worker(data_dir, log_path, env, loglevel="info", metrics_port=metrics_port)
+
+
+def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _consumed(port: int, topic: str) -> float:
+    try:
+        samples = _samples(port)
+    except OSError:
+        return 0.0  # not serving yet
+    return samples.get(("interceptor_events_consumed_total", (("topic", topic),)), 0.0)
+
+
+def _partitions_owned(port: int) -> float:
+    return _samples(port).get(("interceptor_trail_partitions_owned", ()), 0.0)
+
+
+@pytest.mark.parametrize("killed", ["deciding", "tracing only"])
+async def test_two_workers_share_the_trail_and_one_killed_mid_stream_loses_nothing(
+    partitioned: Settings, tmp_path: Path, killed: str
+) -> None:
+    """Two workers both consume; SIGKILL either the one deciding the actions (both its roles move) or the other
+    (only its trail partitions move), once the first half of the stream is in: the holds end right."""
+    settings = partitioned
+    events = _scenario(settings)
+    expected = _oracle(settings, events)
+    bootstrap = settings.bootstrap_servers or ""
+    actions_topic = settings.topic_prefix + "freeze-actions"
+    bank_topic, reports_topic = settings.topic_prefix + "bank-transactions", settings.topic_prefix + "victim-reports"
+    ports = [free_port(), free_port()]
+    workers = [_start(settings, f"worker-{n}", tmp_path, ports[n]) for n in range(2)]
+    try:
+        half = len(events) // 2
+        await produce(bootstrap, events[:half])
+        first_half_bank = sum(1 for topic, _ in events[:half] if topic == bank_topic)
+        deadline = time.monotonic() + 60
+        while sum(_consumed(port, bank_topic) for port in ports) < first_half_bank or not any(
+            _consumed(port, reports_topic) > 0 for port in ports
+        ):
+            assert time.monotonic() < deadline, "the first half should be consumed"
+            await asyncio.sleep(0.2)
+        assert all(_consumed(port, bank_topic) > 0 for port in ports), "both workers should consume the bank feed"
+        assert all(_partitions_owned(port) > 0 for port in ports), "both workers should own trail partitions"
+
+        deciding = 0 if _consumed(ports[0], reports_topic) > 0 else 1
+        victim = deciding if killed == "deciding" else 1 - deciding
+        kill_worker(workers[victim])  # the survivor adopts its trail partitions from their changelogs
+        await produce(bootstrap, events[half:])
+        actions = await collect(bootstrap, actions_topic, lambda got: _final(got) == expected, timeout_s=120)
+        survivor = ports[1 - victim]
+        assert _partitions_owned(survivor) == TRAIL_PARTITIONS
+        assert _consumed(survivor, reports_topic) > 0
+    finally:
+        for worker in workers:
+            kill_worker(worker)
+    assert_versions_consistent(actions)
+
+
+async def test_two_workers_killed_again_and_again_end_with_the_right_holds(
+    partitioned: Settings, tmp_path: Path
+) -> None:
+    """A kill storm: SIGKILL one of two workers every few seconds, and restart it on its own disk, while
+    reports, transfers and telecom events flow."""
+    settings = partitioned
+    events = _scenario(settings)
+    expected = _oracle(settings, events)
+    bootstrap = settings.bootstrap_servers or ""
+    actions_topic = settings.topic_prefix + "freeze-actions"
+    rng = random.Random(5)
+    size = len(events) // 6 + 1
+    chunks = [events[i : i + size] for i in range(0, len(events), size)]
+    workers = [_start(settings, f"worker-{n}", tmp_path) for n in range(2)]
+    try:
+        for kill, chunk in enumerate(chunks):
+            await produce(bootstrap, chunk)
+            # Not a wait for a result: the kill lands wherever the worker is (joining, adopting, busy).
+            await asyncio.sleep(rng.uniform(2.0, 5.0))
+            victim = kill % 2
+            kill_worker(workers[victim])
+            workers[victim] = _start(settings, f"worker-{victim}", tmp_path)
+        actions = await collect(bootstrap, actions_topic, lambda got: _final(got) == expected, timeout_s=150)
+    finally:
+        for worker in workers:
+            kill_worker(worker)
+    assert_versions_consistent(actions)
