@@ -13,7 +13,9 @@
     rate the worker sustains: messages/s, report -> first freeze and peak memory
     (``pipeline.bench_national``),
 (k) the trail over partitions without a broker: one process owning them all, against two
-    exchanging every message through the wire codec (``pipeline.bench_partitioned``).
+    exchanging every message through the wire codec (``pipeline.bench_partitioned``),
+(l) the trail spread over worker processes through the broker (``trail_partitions`` = 4): one
+    worker against two, on the same kind of feed (``pipeline.bench_spread``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -46,6 +48,7 @@ from pipeline.bench_retrace import (
     measure_fan_in_end_to_end,
     percentile,
 )
+from pipeline.bench_spread import TRAIL_PARTITIONS, measure_spread_workers
 from pipeline.broker import EmbeddedBroker, create_topics
 from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
@@ -207,6 +210,18 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
         "partitioned_trail_two_processes_us": round(spread.two_processes_us, 2),
         "partitioned_trail_messages_per_transfer": round(spread.messages_per_transfer, 2),
     }
+    with tempfile.TemporaryDirectory() as workdir:
+        spread_tps = {
+            workers: (
+                await measure_spread_workers(settings, bootstrap, transactions, workers, Path(workdir))
+            ).per_second
+            for workers in (1, 2)
+        }
+    print(f"(l) trail over {TRAIL_PARTITIONS} partitions, through the broker: 1 worker {spread_tps[1]:,.0f} tx/s, "
+          f"2 workers {spread_tps[2]:,.0f} tx/s together (ratio {spread_tps[2] / spread_tps[1]:.2f}); "
+          f"one worker with trail_partitions = 0 is (a)", flush=True)  # fmt: skip
+    figures["spread_workers_1_tps"] = round(spread_tps[1])
+    figures["spread_workers_2_tps"] = round(spread_tps[2])
     return figures
 
 

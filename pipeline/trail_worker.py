@@ -156,9 +156,14 @@ class TrailWorker(mode.Service):
                 async with self.lock:
                     await self._adopt_assignment(consumer)
                 continue
-            batches = await consumer.getmany(
-                timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
-            )
+            wait_ms, most = settings.batch_timeout_ms, settings.batch_max_records
+            if self.host.waiting():
+                # Its own queues first, the feed paused: what it sends its own partitions meanwhile lengthens the
+                # queue it must read before they take messages in process, and a feed read on would never let it end.
+                queues = [tp for tp in consumer.assignment() if tp.topic == self.messages_topic]
+                batches = await consumer.getmany(*queues, timeout_ms=wait_ms, max_records=most)
+            else:
+                batches = await consumer.getmany(timeout_ms=wait_ms, max_records=most)
             if self._rebalance.changed.is_set():
                 continue  # the assignment changed under this batch: it is read again after the adoption
             async with self.lock:
@@ -281,6 +286,8 @@ class TrailWorker(mode.Service):
         and the lag, from the high-water marks fetches carry (Tansu's ListOffsets is wrong)."""
         for partition in self.host.waiting():
             self.host.read_to(partition, await consumer.position(TopicPartition(self.messages_topic, partition)))
+            if partition not in self.host.waiting():
+                log.info("trail partition %d: queue read to its end, its messages are delivered in process", partition)
         if time.monotonic() < self._next_lag_at:
             return
         self._next_lag_at = time.monotonic() + 1.0

@@ -19,6 +19,7 @@ from kafka_client import assert_versions_consistent, collect, produce
 from prometheus_client.parser import text_string_to_metric_families
 from test_worker_restart import _final, _oracle, _scenario
 
+from pipeline.bench_spread import measure_spread_workers
 from pipeline.broker import create_topics, free_port
 from pipeline.settings import Settings
 from pipeline.topics import catalogue
@@ -135,3 +136,12 @@ async def test_two_workers_killed_again_and_again_end_with_the_right_holds(
         for worker in workers:
             kill_worker(worker)
     assert_versions_consistent(actions)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_spread_bench_times_the_whole_feed_through_the_workers(
+    settings: Settings, tmp_path: Path, workers: int
+) -> None:
+    measured = await measure_spread_workers(settings, settings.bootstrap_servers or "", 3_000, workers, tmp_path)
+    assert measured.messages == 3_000  # committed by the trail's group, its queues read to their ends
+    assert measured.seconds > 0

@@ -1,0 +1,97 @@
+"""Bench (l): the trail spread over worker processes (``trail_partitions`` > 0), one worker against two.
+
+The same kind of pre-filled bank feed (four partitions, so two workers split it evenly) is read by
+one worker process, then by two in one group, each on its own disk. Timed from the first bank
+record consumed (the workers' own counters) to the moment the trail's group has committed every
+bank record and every trail message (the feed delivered to its resolvers and accounts, and what
+they told each other); the commits are polled every 100 ms or so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors.synthetic_feed import bulk_bank_transactions
+from pipeline.bench_baselines import Throughput, fill_topic
+from pipeline.broker import create_topics, free_port
+from pipeline.kafka import KafkaConnection, connect
+from pipeline.recovery import high_waters
+from pipeline.settings import Settings
+from pipeline.topics import BANK_TRANSACTIONS, TRAIL_MESSAGES, catalogue
+from pipeline.worker_process import kill_worker, settings_env, start_worker
+
+TRAIL_PARTITIONS = 4
+FEED_PARTITIONS = 4
+
+
+async def measure_spread_workers(
+    settings: Settings, bootstrap: str, transactions: int, workers: int, workdir: Path, timeout_s: float = 600
+) -> Throughput:
+    run = uuid.uuid4().hex[:8]
+    spread = settings.with_overrides(
+        topic_prefix=f"bench-{run}-spread.", consumer_group=f"bench-{run}-spread", trail_partitions=TRAIL_PARTITIONS
+    )
+    bank_topic = spread.topic(BANK_TRANSACTIONS)
+    start_ms = int(time.time() * 1000) - 3600_000
+    await fill_topic(bootstrap, bank_topic, bulk_bank_transactions(transactions, seed=1, start_ms=start_ms),
+                     partitions=FEED_PARTITIONS)  # fmt: skip
+    await create_topics(KafkaConnection.of(settings, bootstrap), catalogue(TRAIL_PARTITIONS), spread.topic_prefix)
+    env = settings_env(spread, bootstrap)
+    ports = [free_port() for _ in range(workers)]
+    processes = [
+        start_worker(workdir / f"{run}-{n}", workdir / f"{run}-{n}.log", env, "warning", metrics_port=ports[n])
+        for n in range(workers)
+    ]
+    try:
+        deadline = time.monotonic() + timeout_s
+        first_at: float | None = None
+        while first_at is None:
+            if any(_consumed(_samples(port), bank_topic) for port in ports):
+                first_at = time.perf_counter()
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"{workers} workers did not start consuming within {timeout_s} s")
+            await asyncio.sleep(0.02)
+        inputs = [TopicPartition(bank_topic, p) for p in range(FEED_PARTITIONS)]
+        inputs += [TopicPartition(spread.topic(TRAIL_MESSAGES), p) for p in range(TRAIL_PARTITIONS)]
+        watcher = connect(bootstrap).consumer(group_id=f"{spread.consumer_group}-trail", enable_auto_commit=False)
+        await watcher.start()  # never subscribes: it only reads the group's commits
+        try:
+            while time.monotonic() < deadline:
+                done = {tp: (await watcher.committed(tp)) or 0 for tp in inputs}
+                fed = sum(done[tp] for tp in inputs[:FEED_PARTITIONS])
+                if fed >= transactions and done == await high_waters(bootstrap, inputs):  # the queues read out too
+                    return Throughput(fed, time.perf_counter() - first_at)
+                await asyncio.sleep(0.05)
+        finally:
+            await watcher.stop()
+        raise TimeoutError(f"{workers} workers did not take {transactions:,} transactions within {timeout_s} s")
+    finally:
+        for process in processes:
+            kill_worker(process)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _samples(port: int) -> Samples:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}  # not serving yet
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _consumed(samples: Samples, topic: str) -> float:
+    return samples.get(("interceptor_events_consumed_total", (("topic", topic),)), 0.0)
