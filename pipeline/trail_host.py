@@ -14,12 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.trail_messages import BadTrailMessage, decode_messages, encode_holdings, encode_messages
+from pipeline.trail_messages import BadTrailMessage, decode_messages, encode_holdings, encode_records
 from pipeline.trail_store import Change, RocksStores, partition_of_row
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TraceSettings
 from processors.records import Transfer
-
-MESSAGES_PER_RECORD = 2_000  # about 250 kB a Kafka message: well under the broker's and the producer's limits
 
 
 @dataclass(slots=True)
@@ -101,6 +99,11 @@ class TrailHost:
         self.trail.receive(partition, messages)
         return None
 
+    def evict(self) -> int:
+        """Forget the transfers of this worker's partitions past the history retention (``MoneyTrail.evict``); the
+        rows it deletes go out with the next ``close_batch``. Returns how many transfers went."""
+        return self.trail.evict()
+
     def queue_ends(self, ends: Mapping[int, int]) -> None:
         """Where the queues of partitions owned here ended when they were adopted (measured after ``adopt``, before
         the next ``close_batch``): what their earlier owners sent lies before."""
@@ -137,10 +140,7 @@ class TrailHost:
         batch = TrailBatch(holdings=retrace_holdings(trail))
         self._closed_since_adoption = True
         for partition, messages in trail.take_outbox().items():
-            batch.messages[partition] = [
-                encode_messages(messages[start : start + MESSAGES_PER_RECORD])
-                for start in range(0, len(messages), MESSAGES_PER_RECORD)
-            ]
+            batch.messages[partition] = encode_records(messages)
         for key, value in self.stores.stage({}):
             owner = partition_of_row(key)
             if owner is not None:  # the accounts seen and the input offsets stay with this store

@@ -65,8 +65,18 @@ class BadTrailMessage(ValueError):
     """A trail message this worker cannot read: written by a newer version, or damaged."""
 
 
+MESSAGES_PER_RECORD = 2_000  # about 250 kB a Kafka message: well under the broker's and the producer's limits
+
+
 def encode_messages(messages: Sequence[Message]) -> bytes:
     return _encode(messages)
+
+
+def encode_records(messages: Sequence[Message]) -> list[bytes]:
+    """The messages for one partition as Kafka messages of at most ``MESSAGES_PER_RECORD`` each, in order."""
+    return [
+        _encode(messages[start : start + MESSAGES_PER_RECORD]) for start in range(0, len(messages), MESSAGES_PER_RECORD)
+    ]
 
 
 def decode_messages(raw: bytes) -> list[Message]:

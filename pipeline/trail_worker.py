@@ -92,6 +92,7 @@ class TrailWorker(mode.Service):
         self._group = f"{settings.consumer_group}-trail"
         self._rebalance = _Rebalance(self)
         self._next_lag_at = 0.0
+        self._next_eviction_at = time.monotonic() + settings.housekeeping_interval_s
         self._host: TrailHost | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -226,6 +227,9 @@ class TrailWorker(mode.Service):
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> None:
         started = time.perf_counter()
         host, settings = self.host, self.settings
+        if time.monotonic() >= self._next_eviction_at:  # in a batch: the rows it deletes are logged with it
+            self._next_eviction_at = time.monotonic() + settings.housekeeping_interval_s
+            self.metrics.expired.labels("transactions").inc(host.evict())
         rejected: list[Rejected] = []
         for tp, records in batches.items():
             if tp.topic == self._bank_topic:

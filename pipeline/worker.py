@@ -15,6 +15,10 @@ Commit order, per batch (Quix Streams' checkpoint; what makes at-least-once true
 A crash before step 4 redelivers the batch; a crash before step 5 leaves the local store a
 batch behind, which the changelog's tail (or the input's) brings up to date.
 
+With ``trail_partitions`` > 0 the trail runs in every worker's trail role (``pipeline.trail_worker``)
+instead: this worker then reads ``trail-holdings`` in place of the bank feed, traces nothing itself
+(``processors.trail_view``), and sends the reports' claims to the trail's partitions before it commits.
+
 Recovery: the trail store catches up with its changelog (all of it if the disk was lost),
 the actions already issued are read back, then the small inputs (reports, telecom events,
 acks) are replayed up to the committed offsets, and bank transfers only from where the
@@ -63,7 +67,7 @@ from pipeline.topics import (
     addressee_spec,
     input_topic_pattern,
 )
-from pipeline.trail_messages import encode_messages
+from pipeline.trail_messages import encode_records
 from pipeline.trail_store import RocksStores
 from processors.priority import priority_band
 from processors.trail_view import TrailView
@@ -272,8 +276,9 @@ class InterceptionWorker(mode.Service):
         if self._trail_view is None or self._producer is None:
             return
         deliveries = [
-            await self._producer.send(self._trail_messages, encode_messages(messages), partition=partition)
+            await self._producer.send(self._trail_messages, raw, partition=partition)
             for partition, messages in self._trail_view.take_outbox().items()
+            for raw in encode_records(messages)
         ]
         await asyncio.gather(*deliveries)
 
@@ -367,7 +372,7 @@ class InterceptionWorker(mode.Service):
 
         await read_partitions(self.kafka, dict(committed), replay, start_at=start_at)
         self.interception.rebuild(now_ms=_now_ms())
-        await self._send_claims()  # again: a claim is a latest value, and the trail may have lost none or some
+        await self._send_claims()  # the replayed reports' claims: latest values, so sending them again is harmless
         for tp in assigned - committed.keys():
             consumer.seek(tp, (await consumer.committed(tp)) or 0)
         for tp, offset in committed.items():

@@ -14,6 +14,7 @@ from pipeline.trail_messages import (
     decode_messages,
     encode_holdings,
     encode_messages,
+    encode_records,
 )
 from pipeline.trail_store import RocksStores
 from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Message, MoneyTrail
@@ -99,3 +100,37 @@ def test_a_trail_host_refuses_a_store_that_would_not_carry_its_partitions_state(
     with pytest.raises(ValueError, match="traced state"):
         TrailHost(TRACE, 2, stores)
     stores.close()
+
+
+def test_a_trail_host_evicts_its_partitions_old_transfers_and_logs_the_deletions(tmp_path: Path) -> None:
+    stores = RocksStores(tmp_path / "store", 3_600_000, keep_traced=True)
+    host = TrailHost(TRACE, 2, stores)
+    for partition in (0, 1):
+        host.adopt(partition, [])
+    host.queue_ends({0: 0, 1: 0})
+    host.close_batch()  # its RESETs, which a worker would send and read back before delivering in process
+    host.flush()
+    for partition in (0, 1):
+        host.read_to(partition, 0)
+    assert not host.waiting()
+    old = [transfer(f"old-{n}", f"a{n}", f"b{n}", 100, 1_000) for n in range(20)]
+    later = 1_000 + TRACE.history_retention_ms + 60_000  # each partition evicts on its own feed's clock: both see it
+    for batch in (old, [transfer(f"new-{n}", f"c{n}", f"d{n}", 100, later) for n in range(10)]):
+        host.take_feed(batch)
+        host.close_batch()
+        host.flush()
+
+    assert host.evict() == 20
+    logged = host.close_batch().changelog
+    host.flush()
+    deleted = {key for rows in logged.values() for key, value in rows if value is None}
+    assert {f"old-{n}".encode() for n in range(20)} <= {key[2:] for key in deleted if key[:1] == b"F"}
+    assert len(host.trail) == 10
+    stores.close()
+
+
+def test_many_messages_for_a_partition_go_as_several_kafka_messages_in_order() -> None:
+    feed = [(FEED, f"t{n}", (n, account("a"), account("b"), 100, "THB", f"t{n}", False)) for n in range(4_500)]
+    records = encode_records(feed)
+    assert len(records) == 3  # MESSAGES_PER_RECORD a Kafka message: none near the producer's size limit
+    assert [message for raw in records for message in decode_messages(raw)] == feed
