@@ -15,14 +15,27 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kafka_client import assert_versions_consistent, collect, produce
+from kafka_client import assert_versions_consistent, collect, holds_by_account, latest_versions, produce
 from prometheus_client.parser import text_string_to_metric_families
+from test_interception_e2e import (
+    AFTER_WINDOW,
+    BAD_INPUT,
+    BEFORE_THEFT,
+    EXPECTED_HOLDS,
+    HOP_1,
+    HOP_2,
+    PAYMENT,
+    REPORT,
+)
 from test_worker_restart import _final, _oracle, _scenario
 
 from pipeline.bench_spread import measure_spread_workers
 from pipeline.broker import create_topics, free_port
+from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.topics import catalogue
+from pipeline.trail_worker import TrailWorker
+from pipeline.worker import InterceptionWorker
 from pipeline.worker_process import kill_worker, settings_env, start_worker
 
 pytestmark = pytest.mark.integration
@@ -145,3 +158,40 @@ async def test_the_spread_bench_times_the_whole_feed_through_the_workers(
     measured = await measure_spread_workers(settings, settings.bootstrap_servers or "", 3_000, workers, tmp_path)
     assert measured.messages == 3_000  # committed by the trail's group, its queues read to their ends
     assert measured.seconds > 0
+
+
+async def test_with_the_trail_spread_bad_input_is_dead_lettered_and_the_chain_still_frozen(
+    partitioned: Settings,
+) -> None:
+    """The partner's-eye scenario of test_interception_e2e, with both roles of a worker (trail_partitions > 0)
+    in this process: bad bank records (read by the trail role now) and an unreadable trail message become
+    dead letters with their reasons, and the chain is frozen as by the single worker."""
+    settings = partitioned
+    bootstrap = settings.bootstrap_servers or ""
+    bank, reports, messages = (settings.topic_prefix + name for name in ("bank-transactions", "victim-reports",
+                                                                          "trail-messages"))  # fmt: skip
+    metrics = Metrics(settings.consumer_group)
+    roles = [InterceptionWorker(settings, bootstrap, metrics), TrailWorker(settings, bootstrap, metrics)]
+    for role in roles:
+        await role.start()
+    try:
+        for role in roles:
+            await asyncio.wait_for(role.ready.wait(), timeout=30)
+        bad = [(bank, raw) for raw in BAD_INPUT]
+        await produce(bootstrap, [(bank, BEFORE_THEFT), bad[0], (bank, PAYMENT), bad[1], (bank, HOP_1), bad[2]])
+        await produce(bootstrap, [(reports, REPORT), (messages, b"\x00 not a trail message")])
+        await produce(bootstrap, [bad[3], (bank, HOP_2), bad[4], (bank, AFTER_WINDOW)])
+        actions = await collect(
+            bootstrap, settings.topic_prefix + "freeze-actions", lambda got: holds_by_account(got) == EXPECTED_HOLDS
+        )
+        letters = await collect(
+            bootstrap, settings.topic_prefix + "dead-letters", lambda got: len(got) >= len(BAD_INPUT) + 1
+        )
+    finally:
+        for role in reversed(roles):
+            await role.stop()
+    assert all(a["report_ids"] == ["R-1"] for a in latest_versions(actions).values())
+    assert sorted(letter["reason"] for letter in letters) == sorted([*BAD_INPUT.values(), "invalid_trail_message"])
+    assert all(letter["error"] for letter in letters)
+    unreadable = next(letter for letter in letters if letter["reason"] == "invalid_trail_message")
+    assert unreadable["source_topic"] == messages and "unreadable" in unreadable["error"]
