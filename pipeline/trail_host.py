@@ -44,6 +44,8 @@ def retrace_holdings(trail: MoneyTrail) -> dict[int, bytes]:
 
 
 class TrailHost:
+    """The trail partitions one worker owns, on its own store: a batch in, what to send out, the commit's flush."""
+
     def __init__(self, settings: TraceSettings, partitions: int, stores: RocksStores) -> None:
         if not stores.keep_traced:
             raise ValueError("a trail host's partitions move between workers: its store must keep the traced state")
@@ -124,6 +126,7 @@ class TrailHost:
         """This worker has read the partition's queue up to ``position``. Once that is past what its earlier owners
         sent, and past what this worker sent it since its last adoption (the ``RESET``s among it, which
         ``close_batch`` sends), messages to it are delivered in process: none can overtake a queued one.
+        Call it once the broker has taken the batch's messages (``sent``), never between ``close_batch`` and that.
         """
         reach = self._reach.get(partition)
         if reach is not None and self._closed_since_adoption and position >= reach:

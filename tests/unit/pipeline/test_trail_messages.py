@@ -17,7 +17,7 @@ from pipeline.trail_messages import (
     encode_records,
 )
 from pipeline.trail_store import RocksStores
-from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Message, MoneyTrail
+from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Message, MoneyTrail, partition_of
 from tests.unit.processors.test_money_trail import account, report, transfer
 from tests.unit.processors.test_trace_properties import TRACE
 
@@ -134,3 +134,26 @@ def test_many_messages_for_a_partition_go_as_several_kafka_messages_in_order() -
     records = encode_records(feed)
     assert len(records) == 3  # MESSAGES_PER_RECORD a Kafka message: none near the producer's size limit
     assert [message for raw in records for message in decode_messages(raw)] == feed
+
+
+def test_an_adopted_partition_takes_messages_in_process_only_once_its_queue_is_read_past_its_own_resets(
+    tmp_path: Path,
+) -> None:
+    stores = RocksStores(tmp_path / "store", 3_600_000, keep_traced=True)
+    host = TrailHost(TRACE, 2, stores)
+    host.adopt(0, [])
+    host.queue_ends({0: 3})  # what its earlier owners sent ends at offset 3
+    host.read_to(0, 3)
+    assert host.waiting() == {0}, "its own RESETs are not even sent yet"
+    batch = host.close_batch()
+    assert (RESET, 0) in decode_messages(batch.messages[0][0])
+    host.sent(0, 4)  # the broker took them: offset 3
+    host.flush()
+    host.read_to(0, 3)
+    assert host.waiting() == {0}
+    host.read_to(0, 4)
+    assert host.waiting() == set()
+    mine = next(txn_id for txn_id in (f"t{n}" for n in range(100)) if partition_of(txn_id, 2) == 0)
+    host.take_feed([transfer(mine, "a", "b", 100, 1_000)])
+    assert len(host.trail) == 1 and 0 not in host.trail.outbox  # its resolver took it in process
+    stores.close()
