@@ -54,6 +54,8 @@ def _start(settings: Settings, name: str, directory: Path, metrics_port: int | N
     """A worker process on its own disk (``directory / name``), as a second machine would be."""
     env = settings_env(settings, settings.bootstrap_servers or "")
     env["INTERCEPTOR_BATCH_MAX_RECORDS"] = "300"  # many small batches, so a kill lands between commits
+    # A killed member holds its partitions for a session timeout: a short one lets the roles move within a storm.
+    env["INTERCEPTOR_SESSION_TIMEOUT_MS"], env["INTERCEPTOR_HEARTBEAT_INTERVAL_MS"] = "3000", "500"
     data_dir = directory / name
     log_path = directory / f"{name}-{time.monotonic_ns()}.log"
     return start_worker(data_dir, log_path, env, loglevel="info", metrics_port=metrics_port)
