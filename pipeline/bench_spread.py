@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 from aiokafka.structs import TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import Throughput, fill_topic
 from pipeline.broker import create_topics, free_port
 from pipeline.kafka import KafkaConnection, connect
+from pipeline.metrics import Samples, scrape
 from pipeline.recovery import high_waters
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, TRAIL_MESSAGES, catalogue
@@ -53,7 +52,7 @@ async def measure_spread_workers(
         deadline = time.monotonic() + timeout_s
         first_at: float | None = None
         while first_at is None:
-            if any(_consumed(_samples(port), bank_topic) for port in ports):
+            if any(_consumed(scrape(port), bank_topic) for port in ports):
                 first_at = time.perf_counter()
             elif time.monotonic() > deadline:
                 raise TimeoutError(f"{workers} workers did not start consuming within {timeout_s} s")
@@ -75,22 +74,6 @@ async def measure_spread_workers(
     finally:
         for process in processes:
             kill_worker(process)
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def _samples(port: int) -> Samples:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return {}  # not serving yet
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def _consumed(samples: Samples, topic: str) -> float:

@@ -39,6 +39,21 @@ class KafkaConnection:
     def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(*topics, bootstrap_servers=self.bootstrap, **self.security, **options)
 
+    def group_consumer(self, settings: Settings, group_id: str, **options: Any) -> AIOKafkaConsumer:
+        """A batch loop's consumer in ``group_id``: it commits itself, starts from the earliest offset, and takes
+        the settings' group timeouts and fetch wait, with fetches large enough for a whole batch."""
+        return self.consumer(
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=32 << 20,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            **options,
+        )
+
     def producer(self, **options: Any) -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap, **self.security, **options)
 

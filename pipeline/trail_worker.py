@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import mode
@@ -32,7 +30,7 @@ from aiokafka.structs import TopicPartition
 from pipeline.broker import create_topics
 from pipeline.changelog import decode_rows, log_changes
 from pipeline.errors import BrokerError
-from pipeline.interception import BatchResult, Rejected
+from pipeline.interception import EMPTY, BatchResult, Rejected
 from pipeline.kafka import KafkaConnection
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
@@ -45,8 +43,6 @@ from processors.records import Transfer
 from schemas.decode import Rejection, decode_bank_transaction
 
 log = logging.getLogger(__name__)
-
-EMPTY = Rejection("invalid_event", "the message has no value (a tombstone or an empty record)")
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -63,15 +59,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.changed.set()  # adopted by the batch loop, which reads the changelogs without stalling the join
 
 
-@dataclass(slots=True)
-class Adoptions:
-    """What taking trail partitions over has read, since the start."""
-
-    partitions: Counter[str] = field(default_factory=Counter)  # "tail" (on the local store) or "full"
-    changelog_messages: int = 0
-    seconds: float = 0.0
-
-
 class TrailWorker(mode.Service):
     """Owns the trail role's consumer, producer and local store in one worker process."""
 
@@ -84,7 +71,6 @@ class TrailWorker(mode.Service):
         self.metrics = metrics
         self.lock = asyncio.Lock()  # a batch, and a revocation, one at a time
         self.messages_topic = settings.topic(TRAIL_MESSAGES)
-        self.adoptions = Adoptions()
         self.ready = asyncio.Event()  # set once this worker's first assignment is adopted
         self._bank_topic = settings.topic(BANK_TRANSACTIONS)
         self._holdings_topic = settings.topic(TRAIL_HOLDINGS)
@@ -120,16 +106,7 @@ class TrailWorker(mode.Service):
         self._producer = self.kafka.producer(acks="all", linger_ms=2, max_batch_size=1 << 20)
         await self._producer.start()
         self._publisher = Publisher(settings, self.kafka, self._producer)
-        self._consumer = self.kafka.consumer(
-            group_id=self._group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_partition_fetch_bytes=4 << 20,
-            fetch_max_bytes=32 << 20,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        )
+        self._consumer = self.kafka.group_consumer(settings, self._group)
         await self._consumer.start()
         self._consumer.subscribe([self._bank_topic, self.messages_topic], listener=self._rebalance)
 
@@ -184,13 +161,11 @@ class TrailWorker(mode.Service):
         self.release(self.host.owned - owned)  # lost without a revocation (a session that timed out)
         adopted = sorted(owned - self.host.owned)
         if adopted:
-            started = time.monotonic()
             queues = {p: TopicPartition(self.messages_topic, p) for p in owned}
             changelogs = {p: TopicPartition(self._changelog_topic, p) for p in adopted}
             ends = await high_waters(self.kafka, [*queues.values(), *changelogs.values()])
             for partition in adopted:
                 await self._adopt(partition, ends[changelogs[partition]])
-            self.adoptions.seconds += time.monotonic() - started
             self.host.queue_ends({p: ends[tp] for p, tp in queues.items()})
         for tp in assigned:
             committed = await consumer.committed(tp)
@@ -214,13 +189,11 @@ class TrailWorker(mode.Service):
             for record in records:
                 if record.value:
                     rows.extend(decode_rows(record.value))
-            self.adoptions.changelog_messages += len(records)
 
         start = local if tail and local is not None else 0
         if start < end:
             await read_partitions(self.kafka, {tp: end}, take, start_at={tp: start})
         self.host.adopt(partition, rows, tail=tail, changelog_end=end)
-        self.adoptions.partitions["tail" if tail else "full"] += 1
         self.metrics.trail_partitions_owned.inc()
         log.info("adopted trail partition %d: %d changelog rows (%s)", partition, len(rows), "tail" if tail else "full")
 

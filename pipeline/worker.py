@@ -140,17 +140,11 @@ class InterceptionWorker(mode.Service):
     async def on_start(self) -> None:
         settings = self.settings
         self._producer = self.kafka.producer(acks="all", linger_ms=2, max_batch_size=1 << 20)
-        self._consumer = self.kafka.consumer(
-            group_id=settings.consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        self._consumer = self.kafka.group_consumer(
+            settings,
+            settings.consumer_group,
             group_instance_id=settings.group_instance_id,
             partition_assignment_strategy=(SingleActiveAssignor(),),
-            max_partition_fetch_bytes=4 << 20,
-            fetch_max_bytes=32 << 20,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         await self._producer.start()
         self._publisher = Publisher(settings, self.kafka, self._producer)

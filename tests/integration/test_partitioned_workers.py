@@ -11,12 +11,10 @@ import asyncio
 import random
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from kafka_client import assert_versions_consistent, collect, holds_by_account, latest_versions, produce
-from prometheus_client.parser import text_string_to_metric_families
 from test_interception_e2e import (
     AFTER_WINDOW,
     BAD_INPUT,
@@ -31,7 +29,7 @@ from test_worker_restart import _final, _oracle, _scenario
 
 from pipeline.bench_spread import measure_spread_workers
 from pipeline.broker import create_topics, free_port
-from pipeline.metrics import Metrics
+from pipeline.metrics import Metrics, scrape
 from pipeline.settings import Settings
 from pipeline.topics import catalogue
 from pipeline.trail_worker import TrailWorker
@@ -61,26 +59,12 @@ def _start(settings: Settings, name: str, directory: Path, metrics_port: int | N
     return start_worker(data_dir, log_path, env, loglevel="info", metrics_port=metrics_port)
 
 
-def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def _consumed(port: int, topic: str) -> float:
-    try:
-        samples = _samples(port)
-    except OSError:
-        return 0.0  # not serving yet
-    return samples.get(("interceptor_events_consumed_total", (("topic", topic),)), 0.0)
+    return scrape(port).get(("interceptor_events_consumed_total", (("topic", topic),)), 0.0)
 
 
 def _partitions_owned(port: int) -> float:
-    return _samples(port).get(("interceptor_trail_partitions_owned", ()), 0.0)
+    return scrape(port).get(("interceptor_trail_partitions_owned", ()), 0.0)
 
 
 @pytest.mark.parametrize("killed", ["deciding", "tracing only"])
