@@ -133,10 +133,11 @@ class Settings(BaseSettings):
 
     batch_max_records: int = Field(default=20_000, ge=1)
     urgent_batch_max_records: int = Field(
-        default=2_000,
+        default=1_000,
         ge=0,
         description="a batch carrying reports, telecom events, acks or release requests takes at most this many "
-        "bank transactions with it, so their actions do not wait for a long batch of the feed",
+        "bank transactions with it, so their actions do not wait for a long batch of the feed; the feed is traced "
+        "this many at a time, and one of them arriving meanwhile ends the batch",
     )
     batch_timeout_ms: int = Field(default=20, ge=0)
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="how long the broker may hold a fetch for more data")

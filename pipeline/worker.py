@@ -74,6 +74,11 @@ from processors.trail_view import TrailView
 
 log = logging.getLogger(__name__)
 
+# Between chunks of the feed: the event loop runs meanwhile, so a fetch response that came back reaches the
+# consumer's buffer (socket, connection reader, fetch task: a few rounds), and a report in it is found. A zero
+# sleep gives one round: measured, reports then waited about twice as long.
+FETCHER_PAUSE_S = 0.001
+
 
 class _AssignmentWatch(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self) -> None:
@@ -131,6 +136,7 @@ class InterceptionWorker(mode.Service):
         self._bank_topic = settings.topic(BANK_TRANSACTIONS)
         self._changelog = settings.topic(TRAIL_CHANGELOG)
         self._trail_messages = settings.topic(TRAIL_MESSAGES)
+        self._feed_chunk = settings.urgent_batch_max_records or settings.batch_max_records
 
     def _new_interception(self, stores: RocksStores | None) -> Interception:
         view = TrailView(self.settings.trace, self.settings.trail_partitions) if self._partitioned else None
@@ -182,32 +188,30 @@ class InterceptionWorker(mode.Service):
             if self._watch.changed.is_set():
                 continue  # the assignment changed under this batch: recover first, it is read again
             if batches:
-                await self._process(batches)
+                await self._process(consumer, batches)
             if time.monotonic() >= self._next_lag_at:
                 self._next_lag_at = time.monotonic() + 1.0
                 await self._record_lag()
 
     async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, Records]:
-        """Reports, telecom events and acks first, then the bank feed with what room is left.
+        """Reports, telecom events and acks first, then the bank feed's first chunk.
 
         aiokafka hands out buffered records partition by partition, in the order their fetches came
         back, and fetches a partition again only when its buffer is empty. So a report fetched after
         the feed's partitions waited behind up to a whole fetch of each (about 16,000 transactions),
         several batches, whenever the worker was behind the feed. A batch carrying any of them takes
-        at most ``urgent_batch_max_records`` transactions, so their actions go out in one short batch;
-        one arriving while a batch of the feed is gathered waits for that batch only.
+        at most ``urgent_batch_max_records`` transactions, so their actions go out in one short batch.
+        One arriving while a batch of the feed is traced ends that batch (``_process``).
         """
         settings = self.settings
         assigned = consumer.assignment()
-        urgent = [tp for tp in assigned if tp.topic != self._bank_topic]
-        feed = [tp for tp in assigned if tp.topic == self._bank_topic]
+        urgent, feed = self._urgent_and_feed(assigned)
         batches = {}
         if urgent:
             batches = await consumer.getmany(*urgent, timeout_ms=0, max_records=settings.batch_max_records)
         taken = sum(len(records) for records in batches.values())
-        room = settings.batch_max_records - taken
-        if batches:
-            room = min(room, settings.urgent_batch_max_records)
+        cap = settings.urgent_batch_max_records if batches else self._feed_chunk
+        room = min(settings.batch_max_records - taken, cap)
         if room > 0:
             wait_ms = 0 if batches else settings.batch_timeout_ms
             # The feed only: whatever urgent arrives meanwhile goes first in the next batch, so a batch carrying
@@ -220,13 +224,47 @@ class InterceptionWorker(mode.Service):
             await asyncio.sleep(settings.batch_timeout_ms / 1000)  # standing by: nothing to read, no busy loop
         return batches
 
-    async def _process(self, batches: dict[TopicPartition, Records]) -> None:
+    def _urgent_and_feed(self, assigned: set[TopicPartition]) -> tuple[list[TopicPartition], list[TopicPartition]]:
+        urgent = [tp for tp in assigned if tp.topic != self._bank_topic]
+        return urgent, [tp for tp in assigned if tp.topic == self._bank_topic]
+
+    async def _trace(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> BatchResult:
+        """Trace the batch, and more of the feed in chunks while it stays a feed-only batch.
+
+        The feed is traced ``urgent_batch_max_records`` at a time; between chunks the fetcher takes in
+        what arrived, and a report (or telecom event, ack, release request) found then ends the batch
+        with it. So a report waits for one chunk of the feed, not a whole batch, however far behind
+        the feed the worker is. ``batches`` grows with what was taken.
+        """
+        settings, interception = self.settings, self.interception
+        result = BatchResult()
+        interception.ingest([record for batch in batches.values() for record in batch], result)
+        urgent, feed = self._urgent_and_feed(consumer.assignment())
+        room = settings.batch_max_records - sum(len(batch) for batch in batches.values())
+        if any(tp.topic != self._bank_topic for tp in batches):
+            room = 0  # already an urgent batch: out it goes
+        while room > 0 and feed and not self._watch.changed.is_set() and not self.should_stop:
+            await asyncio.sleep(FETCHER_PAUSE_S)
+            found = await consumer.getmany(*urgent, timeout_ms=0) if urgent else {}
+            if not found:
+                found = await consumer.getmany(*feed, timeout_ms=0, max_records=min(room, self._feed_chunk))
+                if not found:
+                    break
+                room -= sum(len(records) for records in found.values())
+            else:
+                room = 0
+            for tp, records in found.items():
+                batches[tp] = [*batches.get(tp, ()), *records]
+            interception.ingest([record for records in found.values() for record in records], result)
+        interception.decide(_now_ms(), result)
+        return result
+
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> None:
         started = time.perf_counter()
-        records = [record for batch in batches.values() for record in batch]
         async with self._publishing:
             if self.should_stop:
                 return  # stopping: the batch is not committed, and is redelivered
-            result = self.interception.process(records, now_ms=_now_ms())
+            result = await self._trace(consumer, batches)
             for report_id in result.new_reports:
                 report = self.interception.revisions[report_id]
                 self._awaiting_first_action.setdefault(report_id, report.received_at_ms)
@@ -242,13 +280,13 @@ class InterceptionWorker(mode.Service):
                     self._producer, self._changelog, self.settings.consumer_group.encode(), changes,
                     self.settings.max_action_bytes,
                 )  # fmt: skip
-            assert self._consumer is not None
-            await self._consumer.commit(offsets)
+            await consumer.commit(offsets)
             if stores is not None:
                 stores.flush(logged)
+        records = sum(len(batch) for batch in batches.values())
         for tp, batch in batches.items():
             self.metrics.events_consumed.labels(tp.topic).inc(len(batch))
-        self.metrics.batch_size.observe(len(records))
+        self.metrics.batch_size.observe(records)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     @mode.Service.task
