@@ -27,6 +27,7 @@ import contextlib
 import gc
 import math
 import statistics
+import subprocess
 import tempfile
 import time
 import tracemalloc
@@ -274,19 +275,25 @@ async def _measure_latency(
     if worker_dir is None:
         worker = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
         await worker.start()
-        await asyncio.wait_for(worker.ready.wait(), timeout=60)
     else:
         worker_env = settings_env(settings.with_overrides(group_instance_id="bench-worker"), bootstrap)
-        process = start_worker(worker_dir / "data", worker_dir / "latency.log", worker_env, metrics_port=metrics_port)
-        payment, report = _scam("bench-warm-up")  # answered once the worker has joined and recovered
-        await producer.send_and_wait(settings.topic(BANK_TRANSACTIONS), payment)
-        await producer.send_and_wait(settings.topic(VICTIM_REPORTS), report)
-        await _first_action(watcher, "bench-warm-up", time.perf_counter(), timeout_s=120)
+        worker_log = worker_dir / "latency.log"
+        process = start_worker(worker_dir / "data", worker_log, worker_env, metrics_port=metrics_port)
     feed = _Feed(producer, settings.topic(BANK_TRANSACTIONS), background_tps)
-    background = asyncio.create_task(feed.run())
+    background: asyncio.Task[None] | None = None
     latencies: list[float] = []
     feed_lag = 0.0
     try:
+        if worker_dir is None:
+            await asyncio.wait_for(worker.ready.wait(), timeout=60)
+        else:
+            payment, report = _scam("bench-warm-up")  # answered once the worker has joined and recovered
+            await producer.send_and_wait(settings.topic(BANK_TRANSACTIONS), payment)
+            await producer.send_and_wait(settings.topic(VICTIM_REPORTS), report)
+            await _first_action(
+                watcher, "bench-warm-up", time.perf_counter(), timeout_s=120, worker=(process, worker_log)
+            )
+        background = asyncio.create_task(feed.run())
         await asyncio.sleep(1.0)  # let the background load reach its rate before sampling
         for sample in range(LATENCY_SAMPLES):
             report_id = f"bench-report-{sample}"
@@ -302,9 +309,10 @@ async def _measure_latency(
         if worker_dir is not None:
             feed_lag = _lag(scrape(metrics_port), settings.topic(BANK_TRANSACTIONS))
     finally:
-        background.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await background
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
         await watcher.stop()
         await producer.stop()
         if worker_dir is None:
@@ -314,9 +322,19 @@ async def _measure_latency(
     return LatencyRun(latencies, feed.per_second(), feed_lag)
 
 
-async def _first_action(watcher: AIOKafkaConsumer, report_id: str, sent: float, timeout_s: float = 30) -> float:
+async def _first_action(
+    watcher: AIOKafkaConsumer,
+    report_id: str,
+    sent: float,
+    timeout_s: float = 30,
+    worker: tuple[subprocess.Popen[bytes], Path] | None = None,
+) -> float:
+    """Milliseconds from ``sent`` to reading the report's first freeze action; ``worker``: its process and log."""
     deadline = sent + timeout_s
     while time.perf_counter() < deadline:
+        if worker is not None and worker[0].poll() is not None:
+            log_tail = worker[1].read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the worker process exited with code {worker[0].returncode}:\n{log_tail}")
         for records in (await watcher.getmany(timeout_ms=5)).values():
             for record in records:
                 if report_id in orjson.loads(record.value)["report_ids"]:
