@@ -40,6 +40,7 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import TopicPartition
 
 from pipeline.assignment import SingleActiveAssignor
@@ -280,7 +281,13 @@ class InterceptionWorker(mode.Service):
                     self._producer, self._changelog, self.settings.consumer_group.encode(), changes,
                     self.settings.max_action_bytes,
                 )  # fmt: skip
-            await consumer.commit(offsets)
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as error:
+                # The group rebalanced under this batch (a worker joined or left while it was traced): as a crash
+                # between publishing and committing, it is read again, and its actions come back as the same
+                # versions. Its rows are in the changelog, so the local store may take them.
+                log.warning("batch not committed (%s): it is read again", error)
             if stores is not None:
                 stores.flush(logged)
         records = sum(len(batch) for batch in batches.values())
