@@ -202,7 +202,7 @@ class InterceptionWorker(mode.Service):
         the feed's partitions waited behind up to a whole fetch of each (about 16,000 transactions),
         several batches, whenever the worker was behind the feed. A batch carrying any of them takes
         at most ``urgent_batch_max_records`` transactions, so their actions go out in one short batch.
-        One arriving while a batch of the feed is traced ends that batch (``_process``).
+        One arriving while a batch of the feed is traced ends that batch (``_trace``).
         """
         settings = self.settings
         assigned = consumer.assignment()
@@ -215,8 +215,8 @@ class InterceptionWorker(mode.Service):
         room = min(settings.batch_max_records - taken, cap)
         if room > 0:
             wait_ms = 0 if batches else settings.batch_timeout_ms
-            # The feed only: whatever urgent arrives meanwhile goes first in the next batch, so a batch carrying
-            # it never carries more than the cap (an empty list would mean every partition to aiokafka).
+            # The feed only: what urgent arrives meanwhile is taken between chunks in _trace, and ends the batch
+            # (an empty list would mean every partition to aiokafka).
             more = feed or urgent
             found = await consumer.getmany(*more, timeout_ms=wait_ms, max_records=room) if more else {}
             for tp, records in found.items():
@@ -246,7 +246,9 @@ class InterceptionWorker(mode.Service):
             room = 0  # already an urgent batch: out it goes
         while room > 0 and feed and not self._watch.changed.is_set() and not self.should_stop:
             await asyncio.sleep(FETCHER_PAUSE_S)
-            found = await consumer.getmany(*urgent, timeout_ms=0) if urgent else {}
+            found = (
+                await consumer.getmany(*urgent, timeout_ms=0, max_records=settings.batch_max_records) if urgent else {}
+            )
             if not found:
                 found = await consumer.getmany(*feed, timeout_ms=0, max_records=min(room, self._feed_chunk))
                 if not found:
