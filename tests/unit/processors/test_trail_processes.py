@@ -191,6 +191,13 @@ class RocksCluster(Cluster):
             self.adopt(n, partition)
         return self.hosts[n].trail
 
+    def send(self, trail: MoneyTrail | TrailView) -> None:
+        """The case role's claims go out at once; a worker's trail messages go out with its batch (``close_and_send``)
+        and no sooner, as ``TrailHost.close_batch`` sends them: the host must count them to tell when a partition of
+        its own has read everything sent to it."""
+        if isinstance(trail, TrailView):
+            super().send(trail)
+
     def adopt(self, n: int, partition: int) -> None:
         """As the worker adopts: from the changelog's tail after the local copy (a restart, or a partition owned here
         before), or all of it; then where its partitions' queues end, and a look at whether it has read them to
