@@ -76,8 +76,8 @@ from processors.trail_view import TrailView
 log = logging.getLogger(__name__)
 
 # Between chunks of the feed: the event loop runs meanwhile, so a fetch response that came back reaches the
-# consumer's buffer (socket, connection reader, fetch task: a few rounds), and a report in it is found. A zero
-# sleep gives one round: measured, reports then waited about twice as long.
+# consumer's buffer (socket, connection reader, fetch task: a few rounds), and a report in it is found. Three
+# zero-length sleeps (three rounds) in its place: measured, reports waited about twice as long.
 FETCHER_PAUSE_S = 0.001
 
 
