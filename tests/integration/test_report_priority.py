@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from kafka_client import HOUR, account, now, produce, report, transaction
 
 from connectors.synthetic_feed import bulk_bank_transactions
@@ -34,7 +37,8 @@ class ChunkWatchingWorker(InterceptionWorker):
         interception = super()._new_interception(stores)
         ingest = interception.ingest
 
-        def watched(records: list[InputRecord], result: BatchResult) -> None:
+        def watched(records: Iterable[InputRecord], result: BatchResult) -> None:
+            records = list(records)
             bank = sum(1 for record in records if record.topic.endswith("bank-transactions"))
             self.traced.append((bank, any(record.topic.endswith("victim-reports") for record in records)))
             ingest(records, result)
@@ -42,8 +46,8 @@ class ChunkWatchingWorker(InterceptionWorker):
         interception.ingest = watched  # type: ignore[method-assign]
         return interception
 
-    async def _process(self, consumer: object, batches: dict[object, Records]) -> None:  # type: ignore[override]
-        await super()._process(consumer, batches)  # type: ignore[arg-type]
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> None:
+        await super()._process(consumer, batches)
         self.batch_ends.append(len(self.traced))
 
     def report_step(self) -> int | None:
@@ -61,9 +65,9 @@ async def _backlog(settings: Settings) -> tuple[str, dict[str, object]]:
     return settings.topic_prefix + "victim-reports", report("R-1", paid + HOUR, [payment])
 
 
-async def _until(condition: object, timeout_s: float = 60) -> None:
+async def _until(condition: Callable[[], object], timeout_s: float = 60) -> None:
     async with asyncio.timeout(timeout_s):
-        while not condition():  # type: ignore[operator]
+        while not condition():
             await asyncio.sleep(0.005)
 
 
