@@ -22,6 +22,8 @@ seconds on every start here, and the inputs never went through faust's per-event
 
 from __future__ import annotations
 
+import gc
+
 import mode
 
 from pipeline.metrics import Metrics
@@ -30,7 +32,19 @@ from pipeline.trail_worker import TrailWorker
 from pipeline.worker import InterceptionWorker
 
 
+def tune_garbage_collector() -> None:
+    """Collect the young generation every 50,000 allocations, not 700, and never scan what the start loaded.
+
+    The hot path allocates a few short-lived objects per transaction and almost no cycles; with the defaults the
+    collector took about 7 % of a worker indexing the feed (measured alternating both in one process).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def create_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> mode.Worker:
+    tune_garbage_collector()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics(settings.consumer_group)
     if settings.metrics_port is not None:

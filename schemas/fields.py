@@ -128,7 +128,7 @@ _PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,18}))?")
 def amount_in_minor_units(value: object, currency: str) -> int:
     """``to_minor_units(parse_amount(value), currency)``, with a shortcut for the common shapes.
 
-    Whole numbers and plain decimal strings ("1500", "1500.50") are converted with integer
+    Whole numbers and plain decimals ("1500", "1500.50", 1500.5) are converted with integer
     arithmetic; everything else, errors included, takes the exact Decimal path.
     """
     exponent = minor_unit_exponent(currency)
@@ -136,8 +136,10 @@ def amount_in_minor_units(value: object, currency: str) -> int:
     if type(value) is int:
         if 0 < value < 10**15:
             return value * scale
-    elif type(value) is str:
-        match = _PLAIN_AMOUNT.fullmatch(value)
+    else:
+        # A float's repr is the text parse_amount reads too (its shortest exact digits): a quarter of a feed.
+        text = value if type(value) is str else repr(value) if type(value) is float else None
+        match = None if text is None else _PLAIN_AMOUNT.fullmatch(text)
         if match is not None:
             fraction = (match.group(2) or "").rstrip("0")
             if len(fraction) <= exponent:

@@ -64,6 +64,7 @@ def test_epoch_milliseconds_are_exact_and_floored(moment: datetime) -> None:
         st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,20})?", fullmatch=True),
         st.decimals(allow_nan=False, allow_infinity=False).map(str),
         st.floats(allow_nan=False).map(str),
+        st.floats(),  # a JSON number with a fraction arrives as a float
     ),
     st.sampled_from(["THB", "JPY", "KWD", "ETH"]),
 )
@@ -73,6 +74,11 @@ def test_epoch_milliseconds_are_exact_and_floored(moment: datetime) -> None:
 @example("0.00", "THB")
 @example("5.10", "JPY")
 @example(True, "THB")
+@example(41.72, "THB")
+@example(0.1, "JPY")
+@example(1e-05, "ETH")
+@example(999999999999999.9, "THB")
+@example(-0.0, "THB")
 def test_the_amount_shortcut_agrees_with_the_exact_path(value: object, currency: str) -> None:
     def outcome(convert: Callable[[], int]) -> int | str:
         try:
