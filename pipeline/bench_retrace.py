@@ -15,6 +15,7 @@ The scenarios are pure functions of their sizes and a start time, so a test runs
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import time
 from collections.abc import Iterable
@@ -335,5 +336,6 @@ async def _cash_out_names(watcher: AIOKafkaConsumer, victims: int, deadline: flo
 
 
 def percentile(values: Iterable[float], share: float) -> float:
+    """Nearest rank: the smallest value at least ``share`` of them are not above."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+    return ordered[max(0, math.ceil(len(ordered) * share) - 1)]

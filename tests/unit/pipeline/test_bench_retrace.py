@@ -9,6 +9,7 @@ from pipeline.bench_retrace import (
     case_fanout,
     measure_case,
     measure_fan_in,
+    percentile,
 )
 from pipeline.interception import Interception
 from pipeline.settings import Settings
@@ -51,3 +52,11 @@ def test_measure_fan_in_ends_with_every_report_at_the_cash_out() -> None:
     assert figures.reports_at_cash_out == 30
     assert len(figures.batches.ms) == 3 and figures.batches.total_s > 0
     assert figures.batches.p99 >= figures.batches.p50 > 0
+
+
+def test_a_percentile_is_the_nearest_rank() -> None:
+    """p99 of 200 samples is the second largest, not the largest; of 40 it can only be the largest."""
+    assert percentile(range(1, 201), 0.99) == 198
+    assert percentile(range(1, 41), 0.99) == 40
+    assert percentile(range(1, 101), 0.5) == 50
+    assert percentile([7.5], 0.99) == 7.5
