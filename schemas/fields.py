@@ -137,7 +137,7 @@ def amount_in_minor_units(value: object, currency: str) -> int:
         if 0 < value < 10**15:
             return value * scale
     else:
-        # A float's repr is the text parse_amount reads too (its shortest exact digits): a quarter of a feed.
+        # A float's repr is the text parse_amount reads too (its shortest exact digits): a quarter of the bench feed.
         text = value if type(value) is str else repr(value) if type(value) is float else None
         match = None if text is None else _PLAIN_AMOUNT.fullmatch(text)
         if match is not None:
