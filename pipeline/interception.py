@@ -195,11 +195,11 @@ class Interception:
         """A trail partition's changed holdings, from the worker that owns it."""
         assert isinstance(self.trail, TrailView)
         try:
-            partition, reset, changes = decode_holdings(raw)
+            holdings = decode_holdings(raw)
         except BadTrailMessage as error:
             result.rejected.append(Rejected(record, Rejection("invalid_trail_message", str(error))))
             return
-        self.trail.receive_holdings(partition, reset, changes)
+        self.trail.receive_holdings(*holdings)
 
     def _take_telecom_event(self, record: InputRecord, raw: bytes, result: BatchResult) -> None:
         event = decode_telecom_event(raw, self.settings.max_message_bytes)

@@ -205,8 +205,8 @@ TRAIL_HOLDINGS = TopicSpec(
     8,
     14 * DAY_MS,
     None,
-    "with `trail_partitions` > 0: each trail partition's changed holdings (traced money held by an account), "
-    "for the worker deciding the actions",
+    "with `trail_partitions` > 0: each trail partition's changed holdings (traced money held by an account) "
+    "and its accounts first seen in the bank feed (for payment-proxy links), for the worker deciding the actions",
     per_trail_partition=True,
 )
 TRAIL_PARTITION_CHANGELOG = TopicSpec(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pipeline.trail_messages import BadTrailMessage, decode_messages, encode_holdings, encode_records
 from pipeline.trail_store import Change, RocksStores, partition_of_row
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TraceSettings
-from processors.records import Transfer
+from processors.records import AccountKey, Transfer
 
 
 @dataclass(slots=True)
@@ -31,15 +31,21 @@ class TrailBatch:
 
 def retrace_holdings(trail: MoneyTrail) -> dict[int, bytes]:
     """Re-trace; the changed holdings of each partition, encoded for ``trail-holdings``, a reset first for each
-    partition adopted since the last call (with all of its holdings)."""
+    partition adopted since the last call (with all of its holdings). The accounts seen for the first time go with
+    their partition's holdings: the case role links payment proxies to them."""
     changed = trail.retrace()
     resets = trail.take_resets()
     by_partition: dict[int, list[tuple[Holding, HoldingTrace | None]]] = {partition: [] for partition in resets}
     for holding, trace in changed.items():
         by_partition.setdefault(trail.partition_of_account(holding[0]), []).append((holding, trace))
+    seen: dict[int, list[AccountKey]] = {}
+    for account in trail.drain_new_accounts():
+        seen.setdefault(trail.partition_of_account(account), []).append(account)
     return {
-        partition: encode_holdings(partition, partition in resets, changes)
-        for partition, changes in by_partition.items()
+        partition: encode_holdings(
+            partition, partition in resets, by_partition.get(partition, ()), seen.get(partition, ())
+        )
+        for partition in by_partition.keys() | seen.keys()
     }
 
 
@@ -51,6 +57,7 @@ class TrailHost:
             raise ValueError("a trail host's partitions move between workers: its store must keep the traced state")
         self.stores = stores
         self.trail = MoneyTrail(settings, partitions, stores=stores, owned=())
+        self.trail.drain_new_accounts()  # the store's: published with the batch that first saw them
         self._reach: dict[int, int] = {}  # partitions not taking messages in process yet: the queue offset to read to
         self._closed_since_adoption = True
 

@@ -10,10 +10,12 @@ broker is equal to what was delivered in process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import msgspec
 
 from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Holding, HoldingTrace, Message, TrailStep
+from processors.records import AccountKey
 
 _Account = tuple[str, str, str]
 _Record = tuple[int, _Account, _Account, int, str, str, bool]
@@ -90,22 +92,46 @@ def decode_messages(raw: bytes) -> list[Message]:
 _Holding = tuple[_Account, str]
 _TrailStep = tuple[str, tuple[str, ...], int, _Account, _Account, int, str, int]
 _Trace = tuple[_Account, str, int, int, int, int, int, tuple[str, ...], tuple[_TrailStep, ...], str | None, str]
-_decode_holdings = msgspec.msgpack.Decoder(tuple[int, bool, list[tuple[_Holding, _Trace | None]]]).decode
 
 
-def encode_holdings(partition: int, reset: bool, changes: Sequence[tuple[Holding, HoldingTrace | None]]) -> bytes:
-    """A trail partition's changed holdings, for the case role (``processors.trail_view``)."""
-    return _encode(
-        (partition, reset, [(holding, None if trace is None else _trace(trace)) for holding, trace in changes])
-    )
+class _Holdings(msgspec.Struct, array_like=True):
+    partition: int
+    reset: bool
+    changes: list[tuple[_Holding, _Trace | None]]
+    accounts: list[_Account] = []  # absent from what workers wrote before accounts went with the holdings
 
 
-def decode_holdings(raw: bytes) -> tuple[int, bool, list[tuple[Holding, HoldingTrace | None]]]:
+_decode_holdings = msgspec.msgpack.Decoder(_Holdings).decode
+
+
+class Holdings(NamedTuple):
+    """One ``trail-holdings`` message: a trail partition's changed holdings, and the accounts its workers saw first."""
+
+    partition: int
+    reset: bool
+    changes: list[tuple[Holding, HoldingTrace | None]]
+    accounts: list[AccountKey]
+
+
+def encode_holdings(
+    partition: int,
+    reset: bool,
+    changes: Sequence[tuple[Holding, HoldingTrace | None]],
+    accounts: Sequence[AccountKey] = (),
+) -> bytes:
+    """A trail partition's changed holdings, and its accounts the bank feed just showed, for the case role
+    (``processors.trail_view``): the accounts are for payment-proxy links, which the case role's telecom makes."""
+    changed = [(holding, None if trace is None else _trace(trace)) for holding, trace in changes]
+    return _encode((partition, reset, changed, accounts))
+
+
+def decode_holdings(raw: bytes) -> Holdings:
     try:
-        partition, reset, changes = _decode_holdings(raw)
+        message = _decode_holdings(raw)
     except msgspec.DecodeError as error:
         raise BadTrailMessage(f"unreadable holdings: {error}") from None
-    return partition, reset, [(holding, None if trace is None else _holding_trace(trace)) for holding, trace in changes]
+    changes = [(holding, None if trace is None else _holding_trace(trace)) for holding, trace in message.changes]
+    return Holdings(message.partition, message.reset, changes, message.accounts)
 
 
 def _trace(trace: HoldingTrace) -> tuple[object, ...]:

@@ -20,6 +20,7 @@ class TrailView:
         self._claims = MoneyTrail(settings, partitions, owned=())
         self._holdings: dict[Holding, HoldingTrace] = {}
         self._changed: dict[Holding, HoldingTrace | None] = {}
+        self._accounts_heard: list[AccountKey] = []
 
     @property
     def reports(self) -> dict[str, Report]:
@@ -44,13 +45,19 @@ class TrailView:
         return self._claims.partition_of_account(account)
 
     def receive_holdings(
-        self, partition: int, reset: bool, changes: Iterable[tuple[Holding, HoldingTrace | None]]
+        self,
+        partition: int,
+        reset: bool,
+        changes: Iterable[tuple[Holding, HoldingTrace | None]],
+        accounts: Iterable[AccountKey] = (),
     ) -> None:
         """A trail partition's changed holdings, in the order its owners published them.
 
         ``reset``: the partition was just adopted (a handover, or a crash), and what its earlier
         owner published is void; the changes that come with it are all of its holdings.
+        ``accounts``: the partition's accounts the bank feed showed for the first time (for payment-proxy links).
         """
+        self._accounts_heard.extend(accounts)
         if reset:
             for holding in [h for h in self._holdings if self.partition_of_account(h[0]) == partition]:
                 del self._holdings[holding]
@@ -67,7 +74,9 @@ class TrailView:
         return changed
 
     def drain_new_accounts(self) -> list[AccountKey]:
-        return self._claims.drain_new_accounts()
+        """The accounts the reports named and the trail's processes saw, since the last call."""
+        heard, self._accounts_heard = self._accounts_heard, []
+        return [*self._claims.drain_new_accounts(), *heard]
 
     def evict(self) -> int:
         return 0  # each trail process evicts its own partitions' transfers

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
+import orjson
 import pytest
 
+from pipeline.interception import Interception
+from pipeline.settings import Settings
+from pipeline.topics import TRAIL_HOLDINGS, VICTIM_REPORTS
 from pipeline.trail_host import TrailHost
 from pipeline.trail_messages import (
     BadTrailMessage,
@@ -18,8 +23,12 @@ from pipeline.trail_messages import (
 )
 from pipeline.trail_store import RocksStores
 from processors.money_trail import CLAIM, FEED, FLOW, IN, OUT, RESET, Message, MoneyTrail, partition_of
+from processors.records import Transfer
+from processors.trail_view import TrailView
 from tests.unit.processors.test_money_trail import account, report, transfer
 from tests.unit.processors.test_trace_properties import TRACE
+
+NOW_MS = 1_795_500_000_000
 
 
 def test_every_kind_of_message_comes_back_equal_to_what_was_sent() -> None:
@@ -65,7 +74,19 @@ def test_holdings_come_back_with_their_evidence() -> None:
     changes = list(trail.retrace().items())
     assert changes and all(trace is not None and trace.trail and trace.digest for _, trace in changes)
     gone = (account("elsewhere"), "THB")
-    assert decode_holdings(encode_holdings(2, True, [*changes, (gone, None)])) == (2, True, [*changes, (gone, None)])
+    assert decode_holdings(encode_holdings(2, True, [*changes, (gone, None)])) == (
+        2,
+        True,
+        [*changes, (gone, None)],
+        [],
+    )
+
+
+def test_holdings_carry_the_accounts_seen_and_read_as_none_seen_when_written_before_they_did() -> None:
+    seen = [account("m0"), account("m1")]
+    assert decode_holdings(encode_holdings(1, False, [], seen)).accounts == seen
+    older = msgspec.msgpack.encode((1, False, []))  # a trail-holdings message of a worker from before
+    assert decode_holdings(older) == (1, False, [], [])
 
 
 @pytest.mark.parametrize(
@@ -157,3 +178,43 @@ def test_an_adopted_partition_takes_messages_in_process_only_once_its_queue_is_r
     host.take_feed([transfer(mine, "a", "b", 100, 1_000)])
     assert len(host.trail) == 1 and 0 not in host.trail.outbox  # its resolver took it in process
     stores.close()
+
+
+def test_the_case_role_links_a_payment_proxy_to_an_account_only_a_trail_process_saw(tmp_path: Path) -> None:
+    """Spread mode: the bank feed reaches the trail's workers, not the case role, so the accounts they see for the
+    first time go with the holdings; the telecom correlation needs them for proxy-only orders."""
+    settings = Settings()
+    case = Interception(settings, trail=TrailView(settings.trace, 2))
+    report = {"report_id": "R-1", "revision": 1, "reported_at": "2026-11-24T04:00:00Z", "victim_id": "v",
+              "country": "TH", "scam_type": "investment", "scammer_phones": ["+66812345678"],
+              "transfers": [{"from_account": {"institution": "SCB", "account": "111-2-33333"},
+                             "to_account": {"institution": "BBL", "account": "999"}, "amount": "100.00",
+                             "currency": "THB", "sent_at": "2026-11-24T03:00:00Z", "txn_id": "pay-1"}]}  # fmt: skip
+    before = case.process([_input(settings.topic(VICTIM_REPORTS), report)], NOW_MS)
+    assert [o for o in before.orders if o.target[2] == "0812345678"] == []  # nobody has seen the account yet
+
+    stores = RocksStores(tmp_path / "store", 3_600_000, keep_traced=True)
+    host = TrailHost(settings.trace, 2, stores)
+    proxy_account = ("bank", "KBANK", "0812345678")  # the phone as a PromptPay-style account number
+    host.take_feed([Transfer("seen-1", ("bank", "BBL", "999"), proxy_account, 500, "THB", NOW_MS - 60_000)])
+    batch = host.close_batch()
+    host.flush()
+    sent = [decode_holdings(raw) for raw in batch.holdings.values()]
+    assert proxy_account in {seen for holdings in sent for seen in holdings.accounts}
+    holdings = [_input(settings.topic(TRAIL_HOLDINGS), raw) for raw in batch.holdings.values()]
+    after = case.process(holdings, NOW_MS)
+    assert after.rejected == []
+    assert [(o.target, o.status, o.hold) for o in after.orders if o.target == proxy_account] == [
+        (proxy_account, "active", 0)
+    ]
+    stores.close()
+
+    restarted = TrailHost(settings.trace, 2, RocksStores(tmp_path / "store", 3_600_000, keep_traced=True))
+    again = restarted.close_batch()
+    assert [decode_holdings(raw).accounts for raw in again.holdings.values()] == []  # published before the restart
+    restarted.stores.close()
+
+
+def _input(topic: str, value: object) -> SimpleNamespace:
+    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    return SimpleNamespace(topic=topic, partition=0, offset=0, timestamp=NOW_MS, value=raw)
