@@ -104,6 +104,14 @@ class Metrics:
             "interceptor_trail_partitions_owned", "Trail partitions this worker owns (trail_partitions > 0)",
             registry=self.registry,
         )  # fmt: skip
+        self.trail_changelog_restored = Counter(
+            "interceptor_trail_changelog_restored_messages", "Changelog messages read adopting a trail partition "
+            "(with a standby replica, only the tail since its last poll)", ["partition"], registry=self.registry,
+        )  # fmt: skip
+        self.trail_standby_partitions = Gauge(
+            "interceptor_trail_standby_partitions", "Trail partitions other workers own that this one keeps a warm "
+            "copy of (warm_standby); interceptor_standby_changelog_lag is what the copies miss", registry=self.registry,
+        )  # fmt: skip
         self.trail_batch_seconds = Histogram(
             "interceptor_trail_batch_seconds", "Trace, send and commit of one batch of this worker's trail partitions",
             buckets=BATCH_BUCKETS, registry=self.registry,

@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     warm_standby: bool = Field(
         default=True,
         description="a worker standing by follows the trail changelog into its own store (Kafka Streams' standby "
-        "replica), so a takeover reads only the changelog's tail; false: it catches up when it takes over",
+        "replica), and with trail_partitions > 0 every worker follows the changelogs of the trail partitions it "
+        "does not own, so a takeover reads only the changelog's tail; false: it catches up when it takes over",
     )
     trail_partitions: int = Field(
         default=0,

@@ -191,11 +191,95 @@ class TrailWorker(mode.Service):
                     rows.extend(decode_rows(record.value))
 
         start = local if tail and local is not None else 0
-        if start < end:
-            await read_partitions(self.kafka, {tp: end}, take, start_at={tp: start})
+        read = await read_partitions(self.kafka, {tp: end}, take, start_at={tp: start}) if start < end else 0
+        self.metrics.trail_changelog_restored.labels(str(partition)).inc(read)
         self.host.adopt(partition, rows, tail=tail, changelog_end=end)
         self.metrics.trail_partitions_owned.inc()
         log.info("adopted trail partition %d: %d changelog rows (%s)", partition, len(rows), "tail" if tail else "full")
+
+    @mode.Service.task
+    async def _keep_warm(self) -> None:
+        """With ``warm_standby``, follow the changelogs of the trail partitions other workers own into this worker's
+        store: standby replicas. Adopting one of them then reads only what its changelog gained since the last poll.
+
+        Rows are applied under the batch lock, never between a batch's ``close_batch`` and its ``flush``; a
+        partition this worker adopted meanwhile is left to the adoption, which reads its tail after the copy.
+        """
+        if not self.settings.warm_standby:
+            return
+        await self.ready.wait()  # the first assignment is adopted: the store is open
+        tail = self.kafka.consumer(
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        await tail.start()
+        try:
+            followed: frozenset[int] = frozenset()
+            ends: dict[TopicPartition, int] = {}  # the copied changelogs' ends, as last heard
+            while not self.should_stop:
+                others = frozenset(range(self.settings.trail_partitions)) - self.host.owned
+                if others != followed:
+                    followed = others
+                    ends = await self._follow(tail, others)
+                    continue
+                if not followed:
+                    await self.sleep(0.2)
+                    continue
+                polled = await tail.getmany(timeout_ms=200)
+                async with self.lock:
+                    if self.should_stop:
+                        return  # the store may be closed
+                    for tp, records in polled.items():
+                        self._apply_standby(tp, records)
+                    lag = 0
+                    for tp, end in ends.items():
+                        ends[tp] = end = tail.highwater(tp) or end  # None until a fetch of it returns
+                        if tp.partition not in self.host.owned:
+                            lag += max(0, end - (self.host.changelog_offset(tp.partition) or 0))
+                    self.metrics.standby_changelog_lag.set(lag)
+        finally:
+            await tail.stop()
+
+    async def _follow(self, tail: AIOKafkaConsumer, partitions: frozenset[int]) -> dict[TopicPartition, int]:
+        """Follow these partitions' changelogs from where this store's copy of each ends (a copy of another
+        cluster's changelog, ahead of its end, is dropped and followed from the start); their ends now."""
+        tps = [TopicPartition(self._changelog_topic, p) for p in sorted(partitions)]
+        ends = await high_waters(self.kafka, tps)
+        async with self.lock:
+            if self.should_stop:
+                return ends
+            tail.assign(tps)
+            lag = 0
+            for tp in tps:
+                copied = self.host.changelog_offset(tp.partition)
+                if tp.partition in self.host.owned:
+                    continue  # adopted meanwhile; the next round follows the rest
+                if copied is None or copied > ends[tp]:
+                    self.host.stores.drop_partition(tp.partition)
+                    copied = 0
+                    self.host.stores.mark_partition_changelog(tp.partition, 0)
+                tail.seek(tp, copied)
+                lag += ends[tp] - copied
+            self.metrics.trail_standby_partitions.set(len(tps))
+            self.metrics.standby_changelog_lag.set(lag)
+        return ends
+
+    def _apply_standby(self, tp: TopicPartition, records: Records) -> None:
+        partition = tp.partition
+        copied = self.host.changelog_offset(partition)
+        if partition in self.host.owned or copied is None:
+            return  # adopted since the poll: the adoption reads the tail after the copy
+        fresh = [record for record in records if record.offset >= copied]  # a poll from before a re-seek
+        if not fresh:
+            return
+        rows: list[Change] = []
+        for record in fresh:
+            if record.value:
+                rows.extend(decode_rows(record.value))
+        # A crash between the two writes replays these rows over themselves in order: the same end state.
+        self.host.stores.apply(rows)
+        self.host.stores.mark_partition_changelog(partition, fresh[-1].offset + 1)
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> None:
         started = time.perf_counter()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiokafka.structs import TopicPartition
 from kafka_client import assert_versions_consistent, collect, holds_by_account, latest_versions, produce
 from test_interception_e2e import (
     AFTER_WINDOW,
@@ -30,6 +31,7 @@ from test_worker_restart import _final, _oracle, _scenario
 from pipeline.bench_spread import measure_spread_workers
 from pipeline.broker import create_topics, free_port
 from pipeline.metrics import Metrics, scrape
+from pipeline.recovery import high_waters
 from pipeline.settings import Settings
 from pipeline.topics import catalogue
 from pipeline.trail_worker import TrailWorker
@@ -134,6 +136,70 @@ async def test_two_workers_killed_again_and_again_end_with_the_right_holds(
     finally:
         for worker in workers:
             kill_worker(worker)
+    assert_versions_consistent(actions)
+
+
+def _restored_by_partition(port: int) -> dict[int, float]:
+    """Changelog messages a worker read adopting each trail partition it ever adopted."""
+    name = "interceptor_trail_changelog_restored_messages_total"
+    return {int(dict(labels)["partition"]): value for (sample, labels), value in scrape(port).items() if sample == name}
+
+
+async def test_a_worker_keeps_warm_copies_of_the_others_partitions_and_takes_them_over_from_the_tail(
+    partitioned: Settings, tmp_path: Path
+) -> None:
+    """Standby replicas (``warm_standby``, on by default): the second worker follows the changelogs of the first
+    one's trail partitions into its own store, so when the first is killed it reads only what they gained since,
+    not their whole changelogs; and the holds end right."""
+    settings = partitioned
+    events = _scenario(settings)
+    expected = _oracle(settings, events)
+    bootstrap = settings.bootstrap_servers or ""
+    bank_topic = settings.topic_prefix + "bank-transactions"
+    ports = [free_port(), free_port()]
+    workers = [_start(settings, "worker-0", tmp_path, ports[0])]
+    try:
+        await produce(bootstrap, events)
+        bank_events = sum(1 for topic, _ in events if topic == bank_topic)
+        deadline = time.monotonic() + 60
+        while _consumed(ports[0], bank_topic) < bank_events:
+            assert time.monotonic() < deadline, "the first worker should index the whole feed"
+            await asyncio.sleep(0.2)
+        workers.append(_start(settings, "worker-1", tmp_path, ports[1]))
+
+        def caught_up() -> bool:
+            second = scrape(ports[1])
+            owned = second.get(("interceptor_trail_partitions_owned", ()), 0.0)
+            following = second.get(("interceptor_trail_standby_partitions", ()), 0.0)
+            lag = second.get(("interceptor_standby_changelog_lag", ()), -1.0)
+            return 0 < owned < TRAIL_PARTITIONS and following == TRAIL_PARTITIONS - owned and lag == 0
+            # (_follow sets the lag to the copies' whole backlog when it starts following them)
+
+        deadline = time.monotonic() + 60
+        while not caught_up() or _partitions_owned(ports[0]) + _partitions_owned(ports[1]) != TRAIL_PARTITIONS:
+            assert time.monotonic() < deadline, "the second worker should own some partitions and copy the rest"
+            await asyncio.sleep(0.2)
+        adopted_before = _restored_by_partition(ports[1])
+        theirs = set(range(TRAIL_PARTITIONS)) - adopted_before.keys()
+        changelogs = [TopicPartition(settings.topic_prefix + "trail-partition-changelog", p) for p in theirs]
+        sizes = {tp.partition: end for tp, end in (await high_waters(bootstrap, changelogs)).items()}
+
+        kill_worker(workers[0])
+        deadline = time.monotonic() + 60
+        while _partitions_owned(ports[1]) != TRAIL_PARTITIONS:
+            assert time.monotonic() < deadline, "the second worker should take the first one's partitions over"
+            await asyncio.sleep(0.2)
+        taken_over = {p: n for p, n in _restored_by_partition(ports[1]).items() if p not in adopted_before}
+        actions = await collect(
+            bootstrap, settings.topic_prefix + "freeze-actions", lambda got: _final(got) == expected, timeout_s=120
+        )
+    finally:
+        for worker in workers:
+            kill_worker(worker)
+    assert taken_over.keys() == theirs
+    assert all(size > 1 for size in sizes.values()), f"the first worker should have logged its partitions: {sizes}"
+    # Without the copies each would be read whole: at least as many messages as its changelog held at the kill.
+    assert all(read < sizes[p] for p, read in taken_over.items()), (taken_over, sizes)
     assert_versions_consistent(actions)
 
 
