@@ -16,7 +16,9 @@
 (k) the trail over partitions without a broker: one process owning them all, against two
     exchanging every message through the wire codec (``pipeline.bench_partitioned``),
 (l) the trail spread over worker processes through the broker (``trail_partitions`` = 4): one
-    worker against two, on the same kind of feed (``pipeline.bench_spread``).
+    worker against two, on the same kind of feed (``pipeline.bench_spread``),
+(m) where (a)'s time per transaction goes without a broker: each step of the worker's batch on a
+    RocksDB trail (``pipeline.bench_split``).
 The last line printed is one JSON object with the figures. Nothing here asserts a speed.
 """
 
@@ -52,6 +54,7 @@ from pipeline.bench_retrace import (
     measure_fan_in_end_to_end,
     percentile,
 )
+from pipeline.bench_split import measure_indexing_split
 from pipeline.bench_spread import TRAIL_PARTITIONS, measure_spread_workers
 from pipeline.broker import EmbeddedBroker, create_topics, free_port
 from pipeline.kafka import KafkaConnection
@@ -231,6 +234,15 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
           f"one worker with trail_partitions = 0 is (a)", flush=True)  # fmt: skip
     figures["spread_workers_1_tps"] = round(spread_tps[1])
     figures["spread_workers_2_tps"] = round(spread_tps[2])
+    split = measure_indexing_split(PARTITIONED_TRANSFERS)
+    print(f"(m) (a) without a broker, {split.total_us:.1f} µs a transaction ({1e6 / split.total_us:,.0f} tx/s): "
+          f"decode and index {split.ingest_us:.1f}, decide {split.decide_us:.1f}, close into rows "
+          f"{split.stage_us:.1f}, encode for the changelog {split.encode_us:.1f}, write {split.write_us:.1f}",
+          flush=True)  # fmt: skip
+    figures["split_total_us"] = round(split.total_us, 1)
+    figures["split_ingest_us"] = round(split.ingest_us, 1)
+    figures["split_stage_us"] = round(split.stage_us, 1)
+    figures["split_write_us"] = round(split.write_us, 1)
     return figures
 
 
