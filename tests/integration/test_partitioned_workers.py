@@ -171,9 +171,9 @@ async def test_a_worker_keeps_warm_copies_of_the_others_partitions_and_takes_the
             second = scrape(ports[1])
             owned = second.get(("interceptor_trail_partitions_owned", ()), 0.0)
             following = second.get(("interceptor_trail_standby_partitions", ()), 0.0)
+            # Following starts with the lag at the copies' whole backlog: 0 means they have caught up.
             lag = second.get(("interceptor_standby_changelog_lag", ()), -1.0)
             return 0 < owned < TRAIL_PARTITIONS and following == TRAIL_PARTITIONS - owned and lag == 0
-            # (_follow sets the lag to the copies' whole backlog when it starts following them)
 
         deadline = time.monotonic() + 60
         while not caught_up() or _partitions_owned(ports[0]) + _partitions_owned(ports[1]) != TRAIL_PARTITIONS:
