@@ -25,6 +25,7 @@ from aiokafka.structs import TopicPartition
 
 from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.bench_baselines import fill_topic
+from pipeline.bench_retrace import FeedRecord
 from pipeline.kafka import KafkaConnection
 from pipeline.recovery import high_water
 from pipeline.settings import Settings
@@ -206,7 +207,7 @@ def measure_store_memory(telecom_events: int = 100_000, cases: int = 3_000, acco
         interception = Interception(settings)
         events = feed.events_until(until_ms)
         records = [
-            _Record(settings.topic_prefix + event.topic, offset, event.at_ms, event.encode())
+            FeedRecord(settings.topic_prefix + event.topic, 0, offset, event.at_ms, event.encode())
             for offset, event in enumerate(events)
         ]
         count = sum(1 for event in events if event.topic == count_topic)
@@ -242,12 +243,3 @@ def measure_store_memory(telecom_events: int = 100_000, cases: int = 3_000, acco
     per_account = (tracemalloc.get_traced_memory()[0] - before) / accounts
     tracemalloc.stop()
     return StoreMemory(per_event, per_case, per_account, reported)
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    topic: str
-    offset: int
-    timestamp: int
-    value: bytes
-    partition: int = 0

@@ -12,9 +12,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from connectors.synthetic_feed import bulk_bank_transactions
+from pipeline.bench_retrace import Feed
 from pipeline.changelog import chunks
 from pipeline.interception import BatchResult, Interception
 from pipeline.settings import Settings
@@ -22,14 +22,6 @@ from pipeline.topics import BANK_TRANSACTIONS
 from pipeline.trail_store import RocksStores
 
 BATCH = 20_000  # the worker's batch_max_records
-
-
-class _Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ def measure_indexing_split(transactions: int, batch: int = BATCH) -> IndexingSpl
     topic = settings.topic(BANK_TRANSACTIONS)
     now_ms = int(time.time() * 1000)
     feed = bulk_bank_transactions(transactions, seed=3, start_ms=now_ms - 3600_000)
-    records = [_Record(topic, 0, offset, now_ms, raw) for offset, raw in enumerate(feed)]
+    records = Feed(settings).records(((BANK_TRANSACTIONS, raw) for raw in feed), now_ms)
     spent = [0.0] * 5
     with tempfile.TemporaryDirectory() as workdir:
         stores = RocksStores(Path(workdir) / "trail", settings.trace.history_retention_ms // 2)
