@@ -64,9 +64,13 @@ async def catch_up(kafka: KafkaConnection | str, topic: str, stores: RocksStores
     )
 
 
-def apply_changelog(stores: RocksStores, records: Records) -> None:
-    """Write changelog messages into a store, and how far it now reflects the changelog."""
+def apply_changelog(stores: RocksStores, records: Records, trail_partition: int | None = None) -> None:
+    """Write changelog messages into a store, and how far it now reflects the changelog (with ``trail_partition``,
+    that partition's own changelog)."""
     for record in records:
         if record.value:
             stores.apply(decode_rows(record.value))
-        stores.mark_changelog(record.offset + 1)
+        if trail_partition is None:
+            stores.mark_changelog(record.offset + 1)
+        else:
+            stores.mark_partition_changelog(trail_partition, record.offset + 1)

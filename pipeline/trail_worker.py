@@ -28,7 +28,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
 from pipeline.broker import create_topics
-from pipeline.changelog import decode_rows, log_changes
+from pipeline.changelog import apply_changelog, decode_rows, log_changes
 from pipeline.errors import BrokerError
 from pipeline.interception import EMPTY, BatchResult, Rejected
 from pipeline.kafka import KafkaConnection
@@ -232,12 +232,7 @@ class TrailWorker(mode.Service):
                         return  # the store may be closed
                     for tp, records in polled.items():
                         self._apply_standby(tp, records)
-                    lag = 0
-                    for tp, end in ends.items():
-                        ends[tp] = end = tail.highwater(tp) or end  # None until a fetch of it returns
-                        if tp.partition not in self.host.owned:
-                            lag += max(0, end - (self.host.changelog_offset(tp.partition) or 0))
-                    self.metrics.standby_changelog_lag.set(lag)
+                    self._note_standby_lag(tail, ends)
         finally:
             await tail.stop()
 
@@ -250,7 +245,6 @@ class TrailWorker(mode.Service):
             if self.should_stop:
                 return ends
             tail.assign(tps)
-            lag = 0
             for tp in tps:
                 copied = self.host.changelog_offset(tp.partition)
                 if tp.partition in self.host.owned:
@@ -260,10 +254,18 @@ class TrailWorker(mode.Service):
                     copied = 0
                     self.host.stores.mark_partition_changelog(tp.partition, 0)
                 tail.seek(tp, copied)
-                lag += ends[tp] - copied
             self.metrics.trail_standby_partitions.set(len(tps))
-            self.metrics.standby_changelog_lag.set(lag)
+            self._note_standby_lag(tail, ends)
         return ends
+
+    def _note_standby_lag(self, tail: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+        """How much of the copied changelogs the copies miss; ``ends`` moves on with the high-water marks fetched."""
+        lag = 0
+        for tp, end in ends.items():
+            ends[tp] = end = tail.highwater(tp) or end  # None until a fetch of it returns
+            if tp.partition not in self.host.owned:
+                lag += max(0, end - (self.host.changelog_offset(tp.partition) or 0))
+        self.metrics.standby_changelog_lag.set(lag)
 
     def _apply_standby(self, tp: TopicPartition, records: Records) -> None:
         partition = tp.partition
@@ -271,15 +273,7 @@ class TrailWorker(mode.Service):
         if partition in self.host.owned or copied is None:
             return  # adopted since the poll: the adoption reads the tail after the copy
         fresh = [record for record in records if record.offset >= copied]  # a poll from before a re-seek
-        if not fresh:
-            return
-        rows: list[Change] = []
-        for record in fresh:
-            if record.value:
-                rows.extend(decode_rows(record.value))
-        # A crash between the two writes replays these rows over themselves in order: the same end state.
-        self.host.stores.apply(rows)
-        self.host.stores.mark_partition_changelog(partition, fresh[-1].offset + 1)
+        apply_changelog(self.host.stores, fresh, trail_partition=partition)
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Records]) -> None:
         started = time.perf_counter()
