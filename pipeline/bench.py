@@ -223,17 +223,24 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
         "partitioned_trail_messages_per_transfer": round(spread.messages_per_transfer, 2),
     }
     with tempfile.TemporaryDirectory() as workdir:
-        spread_tps = {
-            workers: (
-                await measure_spread_workers(settings, bootstrap, transactions, workers, Path(workdir))
-            ).per_second
-            for workers in (1, 2)
+        spread = {
+            (workers, keyed): await measure_spread_workers(
+                settings, bootstrap, transactions, workers, Path(workdir), keyed=keyed
+            )
+            for workers, keyed in ((1, True), (2, True), (2, False))
         }
-    print(f"(l) trail over {TRAIL_PARTITIONS} partitions, through the broker: 1 worker {spread_tps[1]:,.0f} tx/s, "
-          f"2 workers {spread_tps[2]:,.0f} tx/s together (ratio {spread_tps[2] / spread_tps[1]:.2f}); "
-          f"one worker with trail_partitions = 0 is (a)", flush=True)  # fmt: skip
-    figures["spread_workers_1_tps"] = round(spread_tps[1])
-    figures["spread_workers_2_tps"] = round(spread_tps[2])
+    one, two, unkeyed = spread[(1, True)], spread[(2, True)], spread[(2, False)]
+    print(f"(l) trail over {TRAIL_PARTITIONS} partitions, through the broker, the feed keyed by txn_id: 1 worker "
+          f"{one.per_second:,.0f} tx/s, 2 workers {two.per_second:,.0f} tx/s together (ratio "
+          f"{two.per_second / one.per_second:.2f}), {two.crossed_per_transfer:.2f} trail messages crossing per "
+          f"transfer; the feed unkeyed: 2 workers {unkeyed.per_second:,.0f} tx/s, "
+          f"{unkeyed.crossed_per_transfer:.2f} crossing; one worker with trail_partitions = 0 is (a)",
+          flush=True)  # fmt: skip
+    figures["spread_workers_1_tps"] = round(one.per_second)
+    figures["spread_workers_2_tps"] = round(two.per_second)
+    figures["spread_workers_2_unkeyed_tps"] = round(unkeyed.per_second)
+    figures["spread_crossed_per_transfer"] = round(two.crossed_per_transfer, 2)
+    figures["spread_crossed_per_transfer_unkeyed"] = round(unkeyed.crossed_per_transfer, 2)
     split = measure_indexing_split(PARTITIONED_TRANSFERS)
     print(f"(m) (a) without a broker, {split.total_us:.1f} µs a transaction ({1e6 / split.total_us:,.0f} tx/s): "
           f"decode and index {split.ingest_us:.1f}, decide {split.decide_us:.1f}, close into rows "
@@ -241,7 +248,9 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
           flush=True)  # fmt: skip
     figures["split_total_us"] = round(split.total_us, 1)
     figures["split_ingest_us"] = round(split.ingest_us, 1)
+    figures["split_decide_us"] = round(split.decide_us, 1)
     figures["split_stage_us"] = round(split.stage_us, 1)
+    figures["split_encode_us"] = round(split.encode_us, 1)
     figures["split_write_us"] = round(split.write_us, 1)
     return figures
 

@@ -33,6 +33,7 @@ from pipeline.broker import create_topics
 from pipeline.errors import BrokerError, InterceptorError
 from pipeline.kafka import connect
 from pipeline.topics import BANK_TRANSACTIONS
+from processors.money_trail import partition_of
 
 # Tansu holds a new member in the join for half the session timeout; keep both short.
 SESSION_TIMEOUT_S = 6.0
@@ -59,11 +60,14 @@ class Throughput:
         return self.messages / self.seconds if self.seconds > 0 else float("inf")
 
 
-async def fill_topic(bootstrap: str, topic: str, payloads: Iterable[bytes], partitions: int = 3) -> int:
-    """Create ``topic`` if it is missing and append every payload, unkeyed; returns how many were sent.
+async def fill_topic(
+    bootstrap: str, topic: str, payloads: Iterable[bytes], partitions: int = 3, by_txn_id: bool = False
+) -> int:
+    """Create ``topic`` if it is missing and append every payload; returns how many were sent.
 
-    Payloads are dealt round-robin into one batch per partition and each batch is
-    sent when full: the producer's per-message ``send`` is several times slower on Tansu.
+    Payloads are dealt round-robin, unkeyed, into one batch per partition, or with ``by_txn_id`` keyed by their
+    txn_id into its partition as librdkafka's default partitioner places it (CRC32, as the trail routes a txn_id).
+    Each batch is sent when full: the producer's per-message ``send`` is several times slower on Tansu.
     """
     await create_topics(bootstrap, [replace(BANK_TRANSACTIONS, name=topic, partitions=partitions)])
     producer = connect(bootstrap).producer(acks=1, linger_ms=20, max_batch_size=_BATCH_BYTES)
@@ -73,11 +77,14 @@ async def fill_topic(bootstrap: str, topic: str, payloads: Iterable[bytes], part
         open_batches = {partition: producer.create_batch() for partition in partition_ids}
         deliveries = []
         sent = 0
-        for partition, payload in zip(itertools.cycle(partition_ids), payloads, strict=False):
-            if open_batches[partition].append(key=None, value=payload, timestamp=None) is None:
+        dealt = itertools.cycle(partition_ids)
+        for payload in payloads:
+            key = orjson.loads(payload)["txn_id"].encode() if by_txn_id else None
+            partition = partition_of(key.decode(), len(partition_ids)) if key is not None else next(dealt)
+            if open_batches[partition].append(key=key, value=payload, timestamp=None) is None:
                 deliveries.append(await producer.send_batch(open_batches[partition], topic, partition=partition))
                 open_batches[partition] = producer.create_batch()
-                open_batches[partition].append(key=None, value=payload, timestamp=None)  # an empty batch takes any one
+                open_batches[partition].append(key=key, value=payload, timestamp=None)  # an empty batch takes any one
             sent += 1
         for partition, batch in open_batches.items():
             if batch.record_count():

@@ -211,6 +211,8 @@ def measure_store_memory(telecom_events: int = 100_000, cases: int = 3_000, acco
             for offset, event in enumerate(events)
         ]
         count = sum(1 for event in events if event.topic == count_topic)
+        if not count:
+            raise RuntimeError(f"the feed sent no {count_topic}: there is nothing to divide the heap by")
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
@@ -220,7 +222,7 @@ def measure_store_memory(telecom_events: int = 100_000, cases: int = 3_000, acco
         grown = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
         del interception
-        return grown / max(count, 1), count
+        return grown / count, count
 
     telecom_feed = ScenarioFeed(
         FeedSettings(background_tps=0, cases_per_minute=0, telecom=True, telecom_background_tps=1_000)

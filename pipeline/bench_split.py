@@ -50,7 +50,7 @@ def measure_indexing_split(transactions: int, batch: int = BATCH) -> IndexingSpl
     records = Feed(settings).records(((BANK_TRANSACTIONS, raw) for raw in feed), now_ms)
     spent = [0.0] * 5
     with tempfile.TemporaryDirectory() as workdir:
-        stores = RocksStores(Path(workdir) / "trail", settings.trace.history_retention_ms // 2)
+        stores = RocksStores.for_history(Path(workdir) / "trail", settings.trace.history_retention_ms)
         interception = Interception(settings, stores=stores)
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]

@@ -5,6 +5,12 @@ one worker process, then by two in one group, each on its own disk. Timed from t
 record consumed (the workers' own counters) to the moment the trail's group has committed every
 bank record and every trail message (the feed delivered to its resolvers and accounts, and what
 they told each other); the commits are polled every 100 ms or so.
+
+The feed is keyed by txn_id as librdkafka places keys (CRC32, the trail's own routing), with as many
+partitions as the trail: the range assignor gives each worker the same numbers of the feed and of
+the trail, so a transfer meets its resolver in process, and only what the accounts are told
+crosses between workers. Unkeyed, the resolver is elsewhere for half the transfers too; the
+workers count every trail message they send (``interceptor_trail_messages_sent_total``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.structs import TopicPartition
@@ -30,9 +37,21 @@ TRAIL_PARTITIONS = 4
 FEED_PARTITIONS = 4
 
 
+@dataclass(frozen=True)
+class SpreadRun(Throughput):
+    crossed_per_transfer: float  # trail messages sent through the broker per bank transfer (all workers)
+
+
 async def measure_spread_workers(
-    settings: Settings, bootstrap: str, transactions: int, workers: int, workdir: Path, timeout_s: float = 600
-) -> Throughput:
+    settings: Settings,
+    bootstrap: str,
+    transactions: int,
+    workers: int,
+    workdir: Path,
+    timeout_s: float = 600,
+    keyed: bool = True,
+) -> SpreadRun:
+    """``keyed``: the feed keyed by txn_id, co-partitioned with the trail (see the module's doc); else unkeyed."""
     run = uuid.uuid4().hex[:8]
     spread = settings.with_overrides(
         topic_prefix=f"bench-{run}-spread.", consumer_group=f"bench-{run}-spread", trail_partitions=TRAIL_PARTITIONS
@@ -40,7 +59,7 @@ async def measure_spread_workers(
     bank_topic = spread.topic(BANK_TRANSACTIONS)
     start_ms = int(time.time() * 1000) - 3600_000
     await fill_topic(bootstrap, bank_topic, bulk_bank_transactions(transactions, seed=1, start_ms=start_ms),
-                     partitions=FEED_PARTITIONS)  # fmt: skip
+                     partitions=FEED_PARTITIONS, by_txn_id=keyed)  # fmt: skip
     await create_topics(KafkaConnection.of(settings, bootstrap), catalogue(TRAIL_PARTITIONS), spread.topic_prefix)
     env = settings_env(spread, bootstrap)
     ports = [free_port() for _ in range(workers)]
@@ -66,7 +85,9 @@ async def measure_spread_workers(
                 done = {tp: (await watcher.committed(tp)) or 0 for tp in inputs}
                 fed = sum(done[tp] for tp in inputs[:FEED_PARTITIONS])
                 if fed >= transactions and done == await high_waters(bootstrap, inputs):  # the queues read out too
-                    return Throughput(fed, time.perf_counter() - first_at)
+                    seconds = time.perf_counter() - first_at
+                    crossed = sum(_messages_sent(scrape(port)) for port in ports)
+                    return SpreadRun(fed, seconds, crossed / fed)
                 await asyncio.sleep(0.05)
         finally:
             await watcher.stop()
@@ -74,6 +95,10 @@ async def measure_spread_workers(
     finally:
         for process in processes:
             kill_worker(process)
+
+
+def _messages_sent(samples: Samples) -> float:
+    return sum(value for (name, _), value in samples.items() if name == "interceptor_trail_messages_sent_total")
 
 
 def _consumed(samples: Samples, topic: str) -> float:

@@ -112,6 +112,11 @@ class Metrics:
             "interceptor_trail_standby_partitions", "Trail partitions other workers own that this one keeps a warm "
             "copy of (warm_standby); interceptor_standby_changelog_lag is what the copies miss", registry=self.registry,
         )  # fmt: skip
+        self.trail_messages_sent = Counter(
+            "interceptor_trail_messages_sent", "Trail messages sent through trail-messages to a partition another "
+            "worker owns (or this one, before it may deliver in process): what spreading the trail costs",
+            ["partition"], registry=self.registry,
+        )  # fmt: skip
         self.trail_batch_seconds = Histogram(
             "interceptor_trail_batch_seconds", "Trace, send and commit of one batch of this worker's trail partitions",
             buckets=BATCH_BUCKETS, registry=self.registry,

@@ -75,7 +75,7 @@ VICTIM_REPORTS = TopicSpec(
 BANK_TRANSACTIONS = TopicSpec(
     "bank-transactions",
     "in",
-    "any (ignored)",
+    "`txn_id` advised (any works)",
     3,
     14 * DAY_MS,
     BankTransaction,

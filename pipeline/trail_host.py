@@ -25,6 +25,7 @@ class TrailBatch:
     """What a batch must send, by partition, before its offsets are committed."""
 
     messages: dict[int, list[bytes]] = field(default_factory=dict)  # trail-messages: many trail messages to each
+    message_counts: dict[int, int] = field(default_factory=dict)  # how many trail messages those carry
     holdings: dict[int, bytes] = field(default_factory=dict)  # trail-holdings: the partition's changed holdings
     changelog: dict[int, list[Change]] = field(default_factory=dict)  # trail-changelog: the partition's rows
 
@@ -151,6 +152,7 @@ class TrailHost:
         self._closed_since_adoption = True
         for partition, messages in trail.take_outbox().items():
             batch.messages[partition] = encode_records(messages)
+            batch.message_counts[partition] = len(messages)
         for key, value in self.stores.stage({}):
             owner = partition_of_row(key)
             if owner is not None:  # the accounts seen and the input offsets stay with this store

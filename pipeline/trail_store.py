@@ -96,6 +96,12 @@ class RocksStores:
         self._sequences: dict[bytes, int] = {}  # per partition, read when first needed: after a restore
         self.keep_traced = keep_traced
 
+    @classmethod
+    def for_history(cls, path: Path, history_retention_ms: int, keep_traced: bool = False) -> RocksStores:
+        """A worker's store: kept evidence is looked at, and logged, again every half history retention, so the
+        changelog, which forgets by age, keeps a recent copy of it."""
+        return cls(path, history_retention_ms // 2, keep_traced)
+
     def index_key(self, prefix: bytes, at_ms: int) -> bytes:
         """A new time-index row's key: unique within its partition, and ordered by ``at_ms``."""
         row = _SEQUENCE + prefix[1:2]  # one per partition: its rows move between workers with it

@@ -1,7 +1,7 @@
 """The trail role: this worker's share of the trail's partitions, when ``trail_partitions`` > 0.
 
 A thin aiokafka adapter over ``TrailHost``. Its consumer group, ``<group>-trail``, reads
-``bank-transactions`` and ``trail-messages`` with the default assignor, so every worker of the
+``bank-transactions`` and ``trail-messages`` with the range assignor, so every worker of the
 group takes a share of both. Owning partition p of ``trail-messages`` is owning trail partition p:
 it is adopted when assigned (restored from partition p of ``trail-partition-changelog``: the tail
 after what the local store holds, or all of it) and released when revoked. A bank transfer goes to
@@ -24,6 +24,8 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
@@ -101,12 +103,17 @@ class TrailWorker(mode.Service):
                     f"{settings.trail_partitions}: a cluster keeps the count it started with"
                 )
         path = settings.data_dir / f"trail-partitions-{settings.topic_prefix}{settings.consumer_group}"
-        stores = RocksStores(path, settings.trace.history_retention_ms // 2, keep_traced=True)
+        stores = RocksStores.for_history(path, settings.trace.history_retention_ms, keep_traced=True)
         self._host = TrailHost(settings.trace, settings.trail_partitions, stores)
         self._producer = self.kafka.producer(acks="all", linger_ms=2, max_batch_size=1 << 20)
         await self._producer.start()
         self._publisher = Publisher(settings, self.kafka, self._producer)
-        self._consumer = self.kafka.group_consumer(settings, self._group)
+        # Range first: with as many bank-feed partitions as trail partitions it gives each worker the same numbers
+        # of both topics, so a feed keyed by txn_id reaches its resolver in process. Round robin stays on offer for
+        # the workers of an earlier release during a rolling upgrade; a group uses what every member supports.
+        self._consumer = self.kafka.group_consumer(
+            settings, self._group, partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor)
+        )
         await self._consumer.start()
         self._consumer.subscribe([self._bank_topic, self.messages_topic], listener=self._rebalance)
 
@@ -306,6 +313,7 @@ class TrailWorker(mode.Service):
         for partition, messages in batch.messages.items():
             for raw in messages:
                 to_queues.append((partition, await producer.send(self.messages_topic, raw, partition=partition)))
+            self.metrics.trail_messages_sent.labels(str(partition)).inc(batch.message_counts[partition])
         deliveries = [delivery for _, delivery in to_queues]
         for partition, raw in batch.holdings.items():
             deliveries.append(await producer.send(self._holdings_topic, raw, partition=partition))

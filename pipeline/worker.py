@@ -430,14 +430,13 @@ class InterceptionWorker(mode.Service):
         """The trail store, brought up to date with its changelog, and how many changelog messages that took."""
         settings = self.settings
         path = settings.data_dir / f"trail-{settings.topic_prefix}{settings.consumer_group}"
-        recheck_ms = settings.trace.history_retention_ms // 2
-        stores = RocksStores(path, recheck_ms)
+        stores = RocksStores.for_history(path, settings.trace.history_retention_ms)
         end = await high_water(self.kafka, TopicPartition(self._changelog, 0))
         if stores.changelog_offset() > end:
             log.warning("the trail store at %s is ahead of its changelog (another cluster?): rebuilding it", path)
             stores.close()
             RocksStores.wipe(path)
-            stores = RocksStores(path, recheck_ms)
+            stores = RocksStores.for_history(path, settings.trace.history_retention_ms)
         applied = await catch_up(self.kafka, self._changelog, stores)
         self._stores = stores
         return stores, applied

@@ -122,28 +122,27 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(scaled)
 
 
-_PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,18}))?")
-
-
 def amount_in_minor_units(value: object, currency: str) -> int:
     """``to_minor_units(parse_amount(value), currency)``, with a shortcut for the common shapes.
 
     Whole numbers and plain decimals ("1500", "1500.50", 1500.5) are converted with integer
-    arithmetic; everything else, errors included, takes the exact Decimal path.
+    arithmetic; everything else, errors included, takes the exact Decimal path. String methods, not
+    a regular expression: this runs for every bank transfer, and they take a third of the time.
     """
     exponent = minor_unit_exponent(currency)
     scale: int = 10**exponent
     if type(value) is int:
         if 0 < value < 10**15:
             return value * scale
-    else:
+    elif type(value) is str or type(value) is float:
         # A float's repr is the text parse_amount reads too (its shortest exact digits): a quarter of the bench feed.
-        text = value if type(value) is str else repr(value) if type(value) is float else None
-        match = None if text is None else _PLAIN_AMOUNT.fullmatch(text)
-        if match is not None:
-            fraction = (match.group(2) or "").rstrip("0")
+        whole, dot, fraction = (value if type(value) is str else repr(value)).partition(".")
+        # isascii too: isdigit takes other scripts' digits and superscripts, which only the Decimal path judges.
+        if (whole.isdigit() and whole.isascii() and len(whole) <= 15
+                and (not dot or (fraction.isdigit() and fraction.isascii() and len(fraction) <= 18))):  # fmt: skip
+            fraction = fraction.rstrip("0")
             if len(fraction) <= exponent:
-                minor = int(match.group(1)) * scale + int(fraction.ljust(exponent, "0") or "0")
+                minor = int(whole) * scale + (int(fraction) * 10 ** (exponent - len(fraction)) if fraction else 0)
                 if minor > 0:
                     return minor
     return to_minor_units(parse_amount(value), currency)

@@ -212,6 +212,17 @@ async def test_the_spread_bench_times_the_whole_feed_through_the_workers(
     assert measured.seconds > 0
 
 
+async def test_a_feed_keyed_by_txn_id_meets_its_resolvers_in_process(settings: Settings, tmp_path: Path) -> None:
+    """Three workers over four partitions, where only the range assignor gives each worker the same partition
+    numbers of the feed and of the trail (round robin deals them out of step)."""
+    bootstrap = settings.bootstrap_servers or ""
+    keyed = await measure_spread_workers(settings, bootstrap, 3_000, 3, tmp_path, keyed=True)
+    unkeyed = await measure_spread_workers(settings, bootstrap, 3_000, 3, tmp_path, keyed=False)
+    assert keyed.messages == unkeyed.messages == 3_000
+    # Each transfer tells its two accounts, whoever owns them; unkeyed, two thirds also reach a resolver elsewhere.
+    assert keyed.crossed_per_transfer < unkeyed.crossed_per_transfer - 0.4, (keyed, unkeyed)
+
+
 async def test_with_the_trail_spread_bad_input_is_dead_lettered_and_the_chain_still_frozen(
     partitioned: Settings,
 ) -> None:

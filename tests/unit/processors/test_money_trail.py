@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+import msgspec
+
 from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TraceSettings, hub_reason
 from processors.records import AccountKey, Report, Transfer
 
@@ -475,7 +477,7 @@ def test_a_redelivered_transaction_is_ignored() -> None:
     first = trail.retrace()
 
     assert not trail.add_transaction(move)
-    assert not trail.add_transaction(replace(move, amount=99))  # first delivery wins
+    assert not trail.add_transaction(msgspec.structs.replace(move, amount=99))  # first delivery wins
     again = trail.retrace()
 
     assert reached(first) == {"a": (100, 60, 0), "b": (60, 0, 1)}

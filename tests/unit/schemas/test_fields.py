@@ -79,6 +79,13 @@ def test_epoch_milliseconds_are_exact_and_floored(moment: datetime) -> None:
 @example(1e-05, "ETH")
 @example(999999999999999.9, "THB")
 @example(-0.0, "THB")
+@example("1500.", "THB")
+@example("+5", "THB")
+@example(" 5", "THB")
+@example("\u0665", "THB")  # an Arabic-Indic five: a digit to str.isdigit, not to the shortcut
+@example("\u00b2", "THB")  # a superscript two: the same
+@example("1" * 16, "JPY")
+@example("1." + "0" * 19, "THB")
 def test_the_amount_shortcut_agrees_with_the_exact_path(value: object, currency: str) -> None:
     def outcome(convert: Callable[[], int]) -> int | str:
         try:
