@@ -162,8 +162,16 @@ class Settings(BaseSettings):
     warm_standby: bool = Field(
         default=True,
         description="a worker standing by follows the trail changelog into its own store (Kafka Streams' standby "
-        "replica), and with trail_partitions > 0 every worker follows the changelogs of the trail partitions it "
-        "does not own, so a takeover reads only the changelog's tail; false: it catches up when it takes over",
+        "replica), and with trail_partitions > 0 workers follow the changelogs of trail partitions they do not "
+        "own (standby_replicas), so a takeover reads only the changelog's tail; false: it catches up when it takes "
+        "over",
+    )
+    standby_replicas: int = Field(
+        default=1,
+        ge=0,
+        description="with trail_partitions > 0 and warm_standby: how many other workers keep a warm copy of each "
+        "trail partition (at most the workers less one), named by the trail role's assignor, which also hands a "
+        "partition to the worker whose copy is freshest",
     )
     trail_partitions: int = Field(
         default=0,

@@ -39,6 +39,7 @@ from pipeline.publisher import Publisher
 from pipeline.recovery import Records, high_waters, partitions_of, read_partitions
 from pipeline.settings import Settings
 from pipeline.topics import BANK_TRANSACTIONS, TRAIL_HOLDINGS, TRAIL_MESSAGES, TRAIL_PARTITION_CHANGELOG, catalogue
+from pipeline.trail_assignment import trail_assignor
 from pipeline.trail_host import TrailHost
 from pipeline.trail_store import Change, RocksStores
 from processors.records import Transfer
@@ -56,6 +57,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # Every batch commits before it lets go of the lock: what was revoked is committed once this gets it.
         async with self.role.lock:
             self.role.release({tp.partition for tp in revoked if tp.topic == self.role.messages_topic})
+            self.role.forget_assignment()  # the next one may come from another assignor (a rolling upgrade)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.changed.set()  # adopted by the batch loop, which reads the changelogs without stalling the join
@@ -79,6 +81,10 @@ class TrailWorker(mode.Service):
         self._changelog_topic = settings.topic(TRAIL_PARTITION_CHANGELOG)
         self._group = f"{settings.consumer_group}-trail"
         self._rebalance = _Rebalance(self)
+        # The trail partitions to keep warm copies of, as the group's leader named them; None until an assignment by
+        # this release's assignor lands (during a rolling upgrade the group may use another): then every one not owned.
+        self._standby: frozenset[int] | None = None
+        self._active: frozenset[int] = frozenset()
         self._next_lag_at = 0.0
         self._next_eviction_at = time.monotonic() + settings.housekeeping_interval_s
         self._host: TrailHost | None = None
@@ -108,11 +114,21 @@ class TrailWorker(mode.Service):
         self._producer = self.kafka.producer(acks="all", linger_ms=2, max_batch_size=1 << 20)
         await self._producer.start()
         self._publisher = Publisher(settings, self.kafka, self._producer)
-        # Range first: with as many bank-feed partitions as trail partitions it gives each worker the same numbers
-        # of both topics, so a feed keyed by txn_id reaches its resolver in process. Round robin stays on offer for
-        # the workers of an earlier release during a rolling upgrade; a group uses what every member supports.
+        # Ours, and range after it, give each worker the same numbers of the feed and the trail when their partition
+        # counts match, so a feed keyed by txn_id reaches its resolver in process; ours also keeps partitions where
+        # their freshest copy is and names the standbys. Range and round robin stay on offer for the workers of an
+        # earlier release during a rolling upgrade: a group uses what every member supports.
+        assignor = trail_assignor(
+            self.messages_topic,
+            self._bank_topic,
+            settings.standby_replicas if settings.warm_standby else 0,
+            self._local_copies,
+            self._assigned,
+        )
         self._consumer = self.kafka.group_consumer(
-            settings, self._group, partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor)
+            settings,
+            self._group,
+            partition_assignment_strategy=(assignor, RangePartitionAssignor, RoundRobinPartitionAssignor),
         )
         await self._consumer.start()
         self._consumer.subscribe([self._bank_topic, self.messages_topic], listener=self._rebalance)
@@ -125,6 +141,21 @@ class TrailWorker(mode.Service):
                 await self._producer.stop()
             if self._host is not None:
                 self._host.stores.close()
+
+    def _local_copies(self) -> dict[int, int]:
+        """How far this worker's copy of each trail partition reaches: what it tells the group's leader on joining."""
+        host = self.host
+        return {
+            partition: offset
+            for partition in range(self.settings.trail_partitions)
+            if (offset := host.changelog_offset(partition)) is not None
+        }
+
+    def _assigned(self, active: frozenset[int], standby: frozenset[int]) -> None:
+        self._active, self._standby = active, standby
+
+    def forget_assignment(self) -> None:
+        self._active, self._standby = frozenset(), None
 
     def release(self, partitions: set[int]) -> None:
         for partition in partitions & self.host.owned:
@@ -206,8 +237,9 @@ class TrailWorker(mode.Service):
 
     @mode.Service.task
     async def _keep_warm(self) -> None:
-        """With ``warm_standby``, follow the changelogs of the trail partitions other workers own into this worker's
-        store: standby replicas. Adopting one of them then reads only what its changelog gained since the last poll.
+        """With ``warm_standby``, follow the changelogs of the trail partitions the group's leader named for this
+        worker (``standby_replicas`` per partition) into its store: standby replicas. Adopting one of them then
+        reads only what its changelog gained since the last poll; a copy no longer named is dropped.
 
         Rows are applied under the batch lock, never between a batch's ``close_batch`` and its ``flush``; a
         partition this worker adopted meanwhile is left to the adoption, which reads its tail after the copy.
@@ -223,11 +255,12 @@ class TrailWorker(mode.Service):
         await tail.start()
         try:
             followed: frozenset[int] = frozenset()
+            named: tuple[frozenset[int], frozenset[int] | None] | None = None  # the assignment followed
             ends: dict[TopicPartition, int] = {}  # the copied changelogs' ends, as last heard
             while not self.should_stop:
-                others = frozenset(range(self.settings.trail_partitions)) - self.host.owned
-                if others != followed:
-                    followed = others
+                others = self._to_copy()
+                if others != followed or (self._active, self._standby) != named:  # a new one may drop copies
+                    followed, named = others, (self._active, self._standby)
                     ends = await self._follow(tail, others)
                     continue
                 if not followed:
@@ -243,6 +276,13 @@ class TrailWorker(mode.Service):
         finally:
             await tail.stop()
 
+    def _to_copy(self) -> frozenset[int]:
+        """The partitions to keep warm copies of: those the leader named, or, assigned by another release's assignor,
+        every one this worker does not own."""
+        everything = frozenset(range(self.settings.trail_partitions))
+        wanted = everything if self._standby is None else self._standby
+        return wanted - self.host.owned - self._active
+
     async def _follow(self, tail: AIOKafkaConsumer, partitions: frozenset[int]) -> dict[TopicPartition, int]:
         """Follow these partitions' changelogs from where this store's copy of each ends (a copy of another
         cluster's changelog, ahead of its end, is dropped and followed from the start); their ends now."""
@@ -251,6 +291,10 @@ class TrailWorker(mode.Service):
         async with self.lock:
             if self.should_stop:
                 return ends
+            if self._standby is not None:  # copies no longer wanted: their disk back (the changelog keeps them all)
+                kept = partitions | self._to_copy() | self.host.owned | self._active
+                for partition in self._local_copies().keys() - kept:
+                    self.host.stores.drop_partition(partition)
             tail.assign(tps)
             for tp in tps:
                 copied = self.host.changelog_offset(tp.partition)

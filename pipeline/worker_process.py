@@ -25,6 +25,8 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
         "INTERCEPTOR_TRAIL_STORE": settings.trail_store,
         "INTERCEPTOR_BATCH_MAX_RECORDS": str(settings.batch_max_records),
         "INTERCEPTOR_TRAIL_PARTITIONS": str(settings.trail_partitions),
+        "INTERCEPTOR_WARM_STANDBY": str(settings.warm_standby).lower(),
+        "INTERCEPTOR_STANDBY_REPLICAS": str(settings.standby_replicas),
     }
     if settings.group_instance_id is not None:
         env["INTERCEPTOR_GROUP_INSTANCE_ID"] = settings.group_instance_id

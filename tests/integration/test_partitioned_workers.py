@@ -34,6 +34,7 @@ from pipeline.metrics import Metrics, scrape
 from pipeline.recovery import high_waters
 from pipeline.settings import Settings
 from pipeline.topics import catalogue
+from pipeline.trail_store import RocksStores
 from pipeline.trail_worker import TrailWorker
 from pipeline.worker import InterceptionWorker
 from pipeline.worker_process import kill_worker, settings_env, start_worker
@@ -201,6 +202,58 @@ async def test_a_worker_keeps_warm_copies_of_the_others_partitions_and_takes_the
     # Without the copies each would be read whole: at least as many messages as its changelog held at the kill.
     assert all(read < sizes[p] for p, read in taken_over.items()), (taken_over, sizes)
     assert_versions_consistent(actions)
+
+
+async def test_each_partition_is_copied_by_as_many_other_workers_as_standby_replicas(
+    partitioned: Settings, tmp_path: Path
+) -> None:
+    """Three workers, one standby replica (the default): the group's leader names one other worker to copy each
+    trail partition, where every worker not owning it used to copy it (twice as many copies here)."""
+    ports = [free_port() for _ in range(3)]
+    workers = [_start(partitioned, f"worker-{n}", tmp_path, ports[n]) for n in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            samples = [scrape(port) for port in ports]
+            owned = [sample.get(("interceptor_trail_partitions_owned", ()), 0.0) for sample in samples]
+            copied = [sample.get(("interceptor_trail_standby_partitions", ()), 0.0) for sample in samples]
+            if sum(owned) == TRAIL_PARTITIONS and all(owned) and sum(copied) == TRAIL_PARTITIONS:
+                break
+            assert time.monotonic() < deadline, f"owned {owned}, copied {copied}"
+            await asyncio.sleep(0.2)
+    finally:
+        for worker in workers:
+            kill_worker(worker)
+
+
+async def test_a_worker_drops_its_copies_of_partitions_it_gave_away_when_no_standby_is_wanted(
+    partitioned: Settings, tmp_path: Path
+) -> None:
+    """No standby replicas: the first worker owned every partition, then gave half to the second; it keeps no copy
+    of that half on its disk (the changelog holds them)."""
+    settings = partitioned.with_overrides(standby_replicas=0)
+    ports = [free_port(), free_port()]
+    workers = [_start(settings, "worker-0", tmp_path, ports[0])]
+    try:
+        deadline = time.monotonic() + 60
+        while _partitions_owned(ports[0]) != TRAIL_PARTITIONS:
+            assert time.monotonic() < deadline, "the first worker should own every partition"
+            await asyncio.sleep(0.2)
+        workers.append(_start(settings, "worker-1", tmp_path, ports[1]))
+        while _partitions_owned(ports[1]) != TRAIL_PARTITIONS // 2 or _partitions_owned(ports[0]) != 2:
+            assert time.monotonic() < deadline, "the second worker should take half"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # its standby loop runs every 0.2 s
+    finally:
+        for worker in workers:
+            kill_worker(worker)
+    path = tmp_path / "worker-0" / f"trail-partitions-{settings.topic_prefix}{settings.consumer_group}"
+    stores = RocksStores(path, 0)
+    try:
+        copies = [p for p in range(TRAIL_PARTITIONS) if stores.partition_changelog_offset(p) is not None]
+    finally:
+        stores.close()
+    assert len(copies) == TRAIL_PARTITIONS // 2, copies
 
 
 @pytest.mark.parametrize("workers", [1, 2])
