@@ -298,11 +298,12 @@ async def _measure_latency(
     watcher = kafka.consumer(settings.topic(FREEZE_ACTIONS), auto_offset_reset="latest", fetch_max_wait_ms=5)
     await producer.start()
     await watcher.start()
-    metrics_port = free_port()
+    metrics_port = 0  # only a worker process serves one: the bench reads its lag from there
     if worker_dir is None:
         worker = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
         await worker.start()
     else:
+        metrics_port = free_port()
         worker_env = settings_env(settings.with_overrides(group_instance_id="bench-worker"), bootstrap)
         worker_log = worker_dir / "latency.log"
         process = start_worker(worker_dir / "data", worker_log, worker_env, metrics_port=metrics_port)
