@@ -104,6 +104,11 @@ class Metrics:
             "interceptor_trail_partitions_owned", "Trail partitions this worker owns (trail_partitions > 0)",
             registry=self.registry,
         )  # fmt: skip
+        self.trail_adoptions = Counter(
+            "interceptor_trail_adoptions", "Trail partitions this worker adopted: restored from the changelog and "
+            "announced with a RESET (a partition assigned to it again through a rebalance is not adopted again)",
+            registry=self.registry,
+        )  # fmt: skip
         self.trail_changelog_restored = Counter(
             "interceptor_trail_changelog_restored_messages", "Changelog messages read adopting a trail partition "
             "(with a standby replica, only the tail since its last poll)", ["partition"], registry=self.registry,

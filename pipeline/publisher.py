@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from pipeline.broker import create_topics
 from pipeline.encode import (
@@ -59,6 +60,7 @@ class Publisher:
         self._signer = load_signer(settings)
         self._limits = settings.action_limits
         self._pseudonyms = settings.pseudonyms
+        self.ends: dict[TopicPartition, int] = {}  # how far this publisher's own writes reach, per partition
         self._routed: set[str] = set()
 
     async def publish(self, result: BatchResult, now_ms: int) -> None:
@@ -105,7 +107,9 @@ class Publisher:
                     await self.producer.send(topic, value, key=key, headers=headers or None)
                     for topic, key, value, headers in sends
                 ]
-                await asyncio.gather(*deliveries)
+                for written in await asyncio.gather(*deliveries):
+                    tp = TopicPartition(written.topic, written.partition)
+                    self.ends[tp] = max(self.ends.get(tp, 0), written.offset + 1)
                 return
             except KafkaError as error:
                 # Resending all of it is safe: actions are idempotent by action_id and version.

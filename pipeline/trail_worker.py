@@ -4,8 +4,9 @@ A thin aiokafka adapter over ``TrailHost``. Its consumer group, ``<group>-trail`
 ``bank-transactions`` and ``trail-messages`` with the range assignor, so every worker of the
 group takes a share of both. Owning partition p of ``trail-messages`` is owning trail partition p:
 it is adopted when assigned (restored from partition p of ``trail-partition-changelog``: the tail
-after what the local store holds, or all of it) and released when revoked. A bank transfer goes to
-its resolver's partition whoever reads it.
+after what the local store holds, or all of it) and released when the next assignment gives it to
+another worker; one assigned again goes on as it was. A bank transfer goes to its resolver's
+partition whoever reads it.
 
 Per batch, the worker's checkpoint order: take the bank transfers and the trail messages, close the
 batch, send its trail messages, changed holdings (for the worker deciding actions, which reads
@@ -54,9 +55,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.changed = asyncio.Event()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Every batch commits before it lets go of the lock: what was revoked is committed once this gets it.
+        # Every batch commits before it lets go of the lock: what was revoked is committed once this gets it. The
+        # trail partitions are suspended, not released: the next assignment decides (``_adopt_assignment``).
         async with self.role.lock:
-            self.role.release({tp.partition for tp in revoked if tp.topic == self.role.messages_topic})
             self.role.forget_assignment()  # the next one may come from another assignor (a rolling upgrade)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -190,18 +191,25 @@ class TrailWorker(mode.Service):
                 await self._note_caught_up(consumer)
 
     async def _adopt_assignment(self, consumer: AIOKafkaConsumer) -> None:
-        """Adopt the trail partitions just assigned, then read every assigned partition from its committed offset."""
+        """Release the trail partitions that moved, adopt those just assigned, then read every assigned partition from
+        its committed offset.
+
+        A partition assigned again goes on as it was, with no ``RESET`` and no pause of the feed, as Kafka Streams
+        resumes a suspended task, unless its changelog grew meanwhile: then another worker owned it in between (this
+        one lost it without noticing, a session that timed out), and it is adopted afresh from the tail.
+        """
         self._rebalance.changed.clear()
         assigned = consumer.assignment()
         if self.should_stop:
             return
         owned = {tp.partition for tp in assigned if tp.topic == self.messages_topic}
-        self.release(self.host.owned - owned)  # lost without a revocation (a session that timed out)
+        queues = {p: TopicPartition(self.messages_topic, p) for p in owned}
+        changelogs = {p: TopicPartition(self._changelog_topic, p) for p in owned}
+        ends = await high_waters(self.kafka, [*queues.values(), *changelogs.values()])
+        written_elsewhere = {p for p in owned & self.host.owned if ends[changelogs[p]] != self.host.changelog_offset(p)}
+        self.release((self.host.owned - owned) | written_elsewhere)
         adopted = sorted(owned - self.host.owned)
         if adopted:
-            queues = {p: TopicPartition(self.messages_topic, p) for p in owned}
-            changelogs = {p: TopicPartition(self._changelog_topic, p) for p in adopted}
-            ends = await high_waters(self.kafka, [*queues.values(), *changelogs.values()])
             for partition in adopted:
                 await self._adopt(partition, ends[changelogs[partition]])
             self.host.queue_ends({p: ends[tp] for p, tp in queues.items()})
@@ -233,6 +241,7 @@ class TrailWorker(mode.Service):
         self.metrics.trail_changelog_restored.labels(str(partition)).inc(read)
         self.host.adopt(partition, rows, tail=tail, changelog_end=end)
         self.metrics.trail_partitions_owned.inc()
+        self.metrics.trail_adoptions.inc()
         log.info("adopted trail partition %d: %d changelog rows (%s)", partition, len(rows), "tail" if tail else "full")
 
     @mode.Service.task

@@ -52,7 +52,7 @@ from pipeline.kafka import KafkaConnection
 from pipeline.keys import load_institution_keys, require_real_keys
 from pipeline.metrics import Metrics
 from pipeline.publisher import Publisher
-from pipeline.recovery import Records, high_water, partitions_of, read_partitions
+from pipeline.recovery import Records, high_water, high_waters, partitions_of, read_partitions
 from pipeline.settings import Settings
 from pipeline.topics import (
     BANK_TRANSACTIONS,
@@ -85,6 +85,7 @@ class _AssignmentWatch(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.assigned: set[TopicPartition] = set()
         self.changed = asyncio.Event()
+        self.regained = asyncio.Event()  # the same partitions again: held by another worker in between?
         self.recovered_once = False
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -92,10 +93,12 @@ class _AssignmentWatch(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # A standby joining or leaving re-runs the assignment; the state only needs a rebuild
-        # when this worker's partitions actually changed.
+        # when this worker's partitions changed, or another worker held them meanwhile.
         if set(assigned) != self.assigned or not self.recovered_once:
             self.assigned = set(assigned)
             self.changed.set()
+        elif assigned:
+            self.regained.set()
 
 
 @dataclass(slots=True)
@@ -130,6 +133,10 @@ class InterceptionWorker(mode.Service):
         self._producer: AIOKafkaProducer | None = None
         self._next_lag_at = 0.0
         self._publisher: Publisher | None = None
+        # How far the state reaches, to tell whether another worker held the partitions in between: the offsets
+        # this worker committed, and the ends of the issued-action topics when it last recovered.
+        self._committed: dict[TopicPartition, int] = {}
+        self._issued: dict[TopicPartition, int] = {}
         self._publishing = asyncio.Lock()  # batch and escalation results go out one at a time, in order
         self._stores: RocksStores | None = None
         self._standing_by = False  # another worker holds the input partitions
@@ -184,6 +191,13 @@ class InterceptionWorker(mode.Service):
             if self._watch.changed.is_set():
                 async with self._publishing:  # no escalation goes out from half-rebuilt state
                     await self._recover()
+                continue
+            if self._watch.regained.is_set():
+                self._watch.regained.clear()
+                async with self._publishing:  # its own escalations are counted before the check
+                    if await self._held_elsewhere():
+                        log.warning("another worker held this one's partitions meanwhile: rebuilding its state")
+                        self._watch.changed.set()
                 continue
             batches = await self._next_batch(consumer)
             if self._watch.changed.is_set():
@@ -285,6 +299,7 @@ class InterceptionWorker(mode.Service):
                 )  # fmt: skip
             try:
                 await consumer.commit(offsets)
+                self._committed.update(offsets)
             except (CommitFailedError, IllegalStateError) as error:
                 # The group rebalanced under this batch (a worker joined or left while it was traced): as a crash
                 # between publishing and committing, it is read again, and its actions come back as the same
@@ -368,6 +383,7 @@ class InterceptionWorker(mode.Service):
         assigned = set(self._watch.assigned)
         self._close_stores()  # whatever this batch buffered is dropped: it is redelivered
         self._awaiting_first_action.clear()
+        self._committed, self._issued = {}, {}
         self._standing_by = not assigned
         if not assigned:
             self.interception = self._new_interception(None)
@@ -387,12 +403,15 @@ class InterceptionWorker(mode.Service):
             (VICTIM_WARNINGS, restore_warning),
         ):
             topic = self.settings.topic(spec)
-            partitions = await partitions_of(self.kafka, topic)
+            ends = await high_waters(
+                self.kafka, [TopicPartition(topic, p) for p in await partitions_of(self.kafka, topic)]
+            )
             restored += await read_partitions(
                 self.kafka,
-                {TopicPartition(topic, p): None for p in partitions},
+                dict(ends),
                 lambda records, read=read: self._restore(records, read),  # type: ignore[misc]
             )
+            self._issued.update(ends)  # what this state knows of the actions issued
         await self._restore_releases_and_held()
         # Release requests are not replayed: what they decided is on the topics just read back.
         committed = {
@@ -418,6 +437,7 @@ class InterceptionWorker(mode.Service):
             consumer.seek(tp, (await consumer.committed(tp)) or 0)
         for tp, offset in committed.items():
             consumer.seek(tp, offset)
+        self._committed = dict(committed)
         recovery.restored_actions, recovery.seconds = restored, time.monotonic() - started
         self.metrics.recovery_seconds.set(recovery.seconds)
         log.info(
@@ -425,6 +445,19 @@ class InterceptionWorker(mode.Service):
             recovery.seconds, recovery.changelog_messages, restored, dict(recovery.replayed) or "none",
         )  # fmt: skip
         self.ready.set()
+
+    async def _held_elsewhere(self) -> bool:
+        """Whether another worker held this one's partitions since it last had them (it paused past its session
+        timeout, as a frozen VM does): the group's commits, or the actions issued, moved on without it. Its state
+        would then issue versions the other already issued differently."""
+        consumer, publisher = self._consumer, self._publisher
+        assert consumer is not None and publisher is not None
+        for tp, offset in self._committed.items():
+            if ((await consumer.committed(tp)) or 0) != offset:
+                return True
+        known = {tp: max(end, publisher.ends.get(tp, 0)) for tp, end in self._issued.items()}
+        ends = await high_waters(self.kafka, known)
+        return any(ends[tp] > end for tp, end in known.items())
 
     async def _open_stores(self) -> tuple[RocksStores, int]:
         """The trail store, brought up to date with its changelog, and how many changelog messages that took."""

@@ -226,6 +226,41 @@ async def test_each_partition_is_copied_by_as_many_other_workers_as_standby_repl
             kill_worker(worker)
 
 
+async def test_a_partition_that_stays_with_its_worker_through_a_rebalance_is_not_adopted_again(
+    partitioned: Settings, tmp_path: Path
+) -> None:
+    """A second worker joins: the first keeps half of its partitions (its copies are the freshest) and goes on
+    with them as they were, with no second adoption (no RESET, no pause); the second adopts the other half. The
+    holds end as the oracle's, the stream flowing through the rebalance."""
+    settings = partitioned
+    events = _scenario(settings)
+    expected = _oracle(settings, events)
+    bootstrap = settings.bootstrap_servers or ""
+    ports = [free_port(), free_port()]
+    workers = [_start(settings, "worker-0", tmp_path, ports[0])]
+    try:
+        deadline = time.monotonic() + 60
+        while _partitions_owned(ports[0]) != TRAIL_PARTITIONS:
+            assert time.monotonic() < deadline, "the first worker should own every partition"
+            await asyncio.sleep(0.2)
+        half = len(events) // 2
+        await produce(bootstrap, events[:half])
+        workers.append(_start(settings, "worker-1", tmp_path, ports[1]))
+        await produce(bootstrap, events[half:])
+        while _partitions_owned(ports[1]) != TRAIL_PARTITIONS // 2 or _partitions_owned(ports[0]) != 2:
+            assert time.monotonic() < deadline, "the second worker should take half"
+            await asyncio.sleep(0.2)
+        actions = await collect(
+            bootstrap, settings.topic_prefix + "freeze-actions", lambda got: _final(got) == expected, timeout_s=120
+        )
+        adoptions = [scrape(port).get(("interceptor_trail_adoptions_total", ()), 0.0) for port in ports]
+    finally:
+        for worker in workers:
+            kill_worker(worker)
+    assert adoptions == [TRAIL_PARTITIONS, TRAIL_PARTITIONS // 2]
+    assert_versions_consistent(actions)
+
+
 async def test_a_worker_drops_its_copies_of_partitions_it_gave_away_when_no_standby_is_wanted(
     partitioned: Settings, tmp_path: Path
 ) -> None:

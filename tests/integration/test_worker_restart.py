@@ -198,3 +198,36 @@ async def test_a_standby_worker_takes_over_all_partitions_when_the_active_one_le
         if not active.should_stop:
             await active.stop()
     assert _final(await read_all(bootstrap, settings.topic_prefix + "freeze-actions")) == _oracle(settings, events)
+
+
+async def test_a_worker_given_its_partitions_again_tells_whether_another_held_them_meanwhile(settings: Settings):
+    """After a pause past its session timeout a worker may get the same partitions back, and its state is then
+    stale if another worker issued actions or committed its inputs in between: it must tell, and rebuild. Its own
+    actions and commits are not another's."""
+    import asyncio
+
+    from kafka_client import wait_consumed
+
+    from pipeline.kafka import connect
+    from pipeline.metrics import Metrics
+    from pipeline.worker import InterceptionWorker
+
+    bootstrap = settings.bootstrap_servers or ""
+    events = _scenario(settings)
+    worker = InterceptionWorker(settings, bootstrap, Metrics(settings.consumer_group))
+    await worker.start()
+    try:
+        await asyncio.wait_for(worker.ready.wait(), timeout=30)
+        await produce(bootstrap, events)
+        await wait_consumed(worker.metrics.registry, len(events))
+        assert not await worker._held_elsewhere()  # its own actions and commits, all of them
+
+        producer = connect(bootstrap).producer()  # another worker's version of an action
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topic_prefix + "freeze-actions", b"{}")
+        finally:
+            await producer.stop()
+        assert await worker._held_elsewhere()
+    finally:
+        await worker.stop()
