@@ -151,9 +151,10 @@ async def test_acks_stop_escalation_and_count_money_held(settings_with_keys: Set
         if a["target"]["account"] == "mule-9"
     )  # fmt: skip
 
-    # Unacknowledged past its 1 s SLA: re-issued with raised priority and an escalated reason.
+    # Unacknowledged past its 1 s SLA: re-issued with raised priority and an escalated reason. On a slow machine the
+    # first escalation may already be out when the latest version is read: then the next is one step further.
     escalated = await _wait_for_version(bootstrap, p + "freeze-actions", freeze["action_id"], freeze["version"] + 1)
-    assert escalated["escalation"] == 1 and escalated["priority"] > freeze["priority"]
+    assert escalated["escalation"] == freeze["escalation"] + 1 and escalated["priority"] > freeze["priority"]
     assert any(reason.startswith("escalated") for reason in escalated["reasons"])
 
     ack = {"action_id": freeze["action_id"], "addressee": "SCB", "status": "executed",
