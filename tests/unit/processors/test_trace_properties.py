@@ -457,7 +457,9 @@ def test_the_generators_produce_the_awkward_cases_they_claim() -> None:
         False,
     )
 
-    @settings(max_examples=300, deadline=None, database=None)
+    # Derandomized: a guard that a lucky or unlucky seed can pass or fail guards nothing (one in a CI run missed the
+    # tainted withdrawal in 300 random examples).
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
     @given(scenarios())
     def look(scenario: Scenario) -> None:
         ids = [t.txn_id for r in scenario.final_reports for t in r.transfers]
