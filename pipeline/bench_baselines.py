@@ -79,8 +79,9 @@ async def fill_topic(
         sent = 0
         dealt = itertools.cycle(partition_ids)
         for payload in payloads:
-            key = orjson.loads(payload)["txn_id"].encode() if by_txn_id else None
-            partition = partition_of(key.decode(), len(partition_ids)) if key is not None else next(dealt)
+            txn_id: str | None = orjson.loads(payload)["txn_id"] if by_txn_id else None
+            key = None if txn_id is None else txn_id.encode()
+            partition = next(dealt) if txn_id is None else partition_of(txn_id, len(partition_ids))
             if open_batches[partition].append(key=key, value=payload, timestamp=None) is None:
                 deliveries.append(await producer.send_batch(open_batches[partition], topic, partition=partition))
                 open_batches[partition] = producer.create_batch()

@@ -7,7 +7,7 @@ bank record and every trail message (the feed delivered to its resolvers and acc
 they told each other); the commits are polled every 100 ms or so.
 
 The feed is keyed by txn_id as librdkafka places keys (CRC32, the trail's own routing), with as many
-partitions as the trail: the range assignor gives each worker the same numbers of the feed and of
+partitions as the trail: the trail role's assignor gives each worker the same numbers of the feed and of
 the trail, so a transfer meets its resolver in process, and only what the accounts are told
 crosses between workers. Unkeyed, the resolver is elsewhere for half the transfers too; the
 workers count every trail message they send (``interceptor_trail_messages_sent_total``).

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 from aiokafka.cluster import ClusterMetadata
@@ -24,6 +25,7 @@ from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
 ASSIGNOR_NAME = "interceptor-trail"
+T = TypeVar("T")
 
 Copies = Mapping[int, int]  # trail partition -> how far into its changelog the worker's local copy reaches
 
@@ -82,7 +84,7 @@ def place(partitions: int, copies: Mapping[str, Copies], replicas: int) -> dict[
     for partition in range(partitions):
         others = [m for m in members if m != owner[partition]]
         ranked = sorted(others, key=lambda m: (partition not in reach[m], len(standby[m]), m))
-        for member in ranked[: min(replicas, len(others))]:
+        for member in ranked[:replicas]:
             standby[member].append(partition)
     return {
         member: Placement(tuple(p for p in range(partitions) if owner[p] == member), tuple(standby[member]))
@@ -113,8 +115,8 @@ def trail_assignor(
             cls, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
         ) -> dict[str, ConsumerProtocolMemberAssignment]:
             trail_partitions = len(cluster.partitions_for_topic(trail_topic) or ())
-            placements = place(trail_partitions, {m: _read_copies(meta.user_data) for m, meta in members.items()},
-                               replicas)  # fmt: skip
+            copies_of = {member: _read(_decode_copies, meta.user_data, {}) for member, meta in members.items()}
+            placements = place(trail_partitions, copies_of, replicas)
             topics: dict[str, dict[str, list[int]]] = {member: {} for member in members}
             for topic in sorted({t for meta in members.values() for t in meta.subscription}):
                 subscribed = sorted(m for m, meta in members.items() if topic in meta.subscription)
@@ -138,24 +140,17 @@ def trail_assignor(
         def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
             active = frozenset(p for topic, partitions in assignment.assignment if topic == trail_topic
                                for p in partitions)  # fmt: skip
-            on_standby(active, _read_standby(assignment.user_data))
+            on_standby(active, frozenset(_read(_decode_standby, assignment.user_data, [])))
 
     return TrailAssignor
 
 
-def _read_copies(user_data: bytes) -> dict[int, int]:
-    """What a member says it holds; nothing if it says it in a form this release cannot read."""
+def _read(decode: Callable[[bytes], T], user_data: bytes, nothing: T) -> T:
+    """What a member or the leader says; ``nothing`` if it is said in a form this release cannot read."""
     try:
-        return _decode_copies(user_data) if user_data else {}
+        return decode(user_data) if user_data else nothing
     except msgspec.DecodeError:
-        return {}
-
-
-def _read_standby(user_data: bytes) -> frozenset[int]:
-    try:
-        return frozenset(_decode_standby(user_data)) if user_data else frozenset()
-    except msgspec.DecodeError:
-        return frozenset()
+        return nothing
 
 
 def _ranges(partitions: list[int], members: int) -> list[list[int]]:

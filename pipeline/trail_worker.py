@@ -1,8 +1,9 @@
 """The trail role: this worker's share of the trail's partitions, when ``trail_partitions`` > 0.
 
 A thin aiokafka adapter over ``TrailHost``. Its consumer group, ``<group>-trail``, reads
-``bank-transactions`` and ``trail-messages`` with the range assignor, so every worker of the
-group takes a share of both. Owning partition p of ``trail-messages`` is owning trail partition p:
+``bank-transactions`` and ``trail-messages`` with its own assignor (``pipeline.trail_assignment``),
+so every worker of the group takes a share of both, with the same numbers of each when their
+partition counts match. Owning partition p of ``trail-messages`` is owning trail partition p:
 it is adopted when assigned (restored from partition p of ``trail-partition-changelog``: the tail
 after what the local store holds, or all of it) and released when the next assignment gives it to
 another worker; one assigned again goes on as it was. A bank transfer goes to its resolver's
