@@ -117,6 +117,10 @@ class Metrics:
             "interceptor_trail_standby_partitions", "Trail partitions other workers own that this one keeps a warm "
             "copy of (warm_standby); interceptor_standby_changelog_lag is what the copies miss", registry=self.registry,
         )  # fmt: skip
+        self.trail_local_copies = Gauge(
+            "interceptor_trail_local_copies", "Trail partitions this worker's disk holds a copy of: those it owns, "
+            "those it keeps warm, and none else once its standby loop has dropped them", registry=self.registry,
+        )  # fmt: skip
         self.trail_messages_sent = Counter(
             "interceptor_trail_messages_sent", "Trail messages sent through trail-messages to a partition another "
             "worker owns (or this one, before it may deliver in process): what spreading the trail costs",

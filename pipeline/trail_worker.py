@@ -305,6 +305,7 @@ class TrailWorker(mode.Service):
                 kept = partitions | self._to_copy() | self.host.owned | self._active
                 for partition in self._local_copies().keys() - kept:
                     self.host.stores.drop_partition(partition)
+                self.metrics.trail_local_copies.set(len(self._local_copies()))
             tail.assign(tps)
             for tp in tps:
                 copied = self.host.changelog_offset(tp.partition)

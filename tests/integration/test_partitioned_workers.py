@@ -70,6 +70,13 @@ def _partitions_owned(port: int) -> float:
     return scrape(port).get(("interceptor_trail_partitions_owned", ()), 0.0)
 
 
+async def _until_owned(ports: list[int], owned: list[int], deadline: float, failure: str) -> None:
+    """Wait until the workers serving ``ports`` own these many trail partitions each."""
+    while [_partitions_owned(port) for port in ports] != owned:
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.2)
+
+
 @pytest.mark.parametrize("killed", ["deciding", "tracing only"])
 async def test_two_workers_share_the_trail_and_one_killed_mid_stream_loses_nothing(
     partitioned: Settings, tmp_path: Path, killed: str
@@ -240,16 +247,12 @@ async def test_a_partition_that_stays_with_its_worker_through_a_rebalance_is_not
     workers = [_start(settings, "worker-0", tmp_path, ports[0])]
     try:
         deadline = time.monotonic() + 60
-        while _partitions_owned(ports[0]) != TRAIL_PARTITIONS:
-            assert time.monotonic() < deadline, "the first worker should own every partition"
-            await asyncio.sleep(0.2)
+        await _until_owned(ports[:1], [TRAIL_PARTITIONS], deadline, "the first worker should own every partition")
         half = len(events) // 2
         await produce(bootstrap, events[:half])
         workers.append(_start(settings, "worker-1", tmp_path, ports[1]))
         await produce(bootstrap, events[half:])
-        while _partitions_owned(ports[1]) != TRAIL_PARTITIONS // 2 or _partitions_owned(ports[0]) != 2:
-            assert time.monotonic() < deadline, "the second worker should take half"
-            await asyncio.sleep(0.2)
+        await _until_owned(ports, [TRAIL_PARTITIONS // 2] * 2, deadline, "the second worker should take half")
         actions = await collect(
             bootstrap, settings.topic_prefix + "freeze-actions", lambda got: _final(got) == expected, timeout_s=120
         )
@@ -271,14 +274,12 @@ async def test_a_worker_drops_its_copies_of_partitions_it_gave_away_when_no_stan
     workers = [_start(settings, "worker-0", tmp_path, ports[0])]
     try:
         deadline = time.monotonic() + 60
-        while _partitions_owned(ports[0]) != TRAIL_PARTITIONS:
-            assert time.monotonic() < deadline, "the first worker should own every partition"
-            await asyncio.sleep(0.2)
+        await _until_owned(ports[:1], [TRAIL_PARTITIONS], deadline, "the first worker should own every partition")
         workers.append(_start(settings, "worker-1", tmp_path, ports[1]))
-        while _partitions_owned(ports[1]) != TRAIL_PARTITIONS // 2 or _partitions_owned(ports[0]) != 2:
-            assert time.monotonic() < deadline, "the second worker should take half"
+        await _until_owned(ports, [TRAIL_PARTITIONS // 2] * 2, deadline, "the second worker should take half")
+        while scrape(ports[0]).get(("interceptor_trail_local_copies", ()), -1.0) != TRAIL_PARTITIONS // 2:
+            assert time.monotonic() < deadline, "the first worker's standby loop should drop what it gave away"
             await asyncio.sleep(0.2)
-        await asyncio.sleep(1)  # its standby loop runs every 0.2 s
     finally:
         for worker in workers:
             kill_worker(worker)
