@@ -316,7 +316,8 @@ class AccountTrail:
         self.settings = settings
         self._outgoing = outgoing
         self._incoming = incoming
-        self._named: dict[str, frozenset[str]] = {}  # txn_id -> reports naming it, for transfers out of here
+        # txn_id -> (source, reports naming it), for the reported transfers out of here
+        self._named: dict[str, tuple[AccountKey, frozenset[str]]] = {}
         self._named_out: dict[AccountKey, set[str]] = {}
         # Tainted money arriving, per receiving account: (txn_id, source) -> content. The source is part
         # of the key because a transfer's record can move to another source before both settle.
@@ -329,8 +330,8 @@ class AccountTrail:
         self._before: dict[AccountKey, _Allocation | None] = {}  # allocations as the last ``changes`` saw them
         self._log: TracedLog | None = None
         if state is not None:
-            for txn_id, (source, named) in state.named.items():
-                self._named[txn_id] = named
+            self._named = dict(state.named)
+            for txn_id, (source, _) in self._named.items():
                 self._named_out.setdefault(source, set()).add(txn_id)
             self._tainted_in, self._log = state.tainted_in, state.log
 
@@ -338,8 +339,7 @@ class AccountTrail:
         return self._outgoing if direction == "out" else self._incoming
 
     def export(self, state: TrailPartition) -> None:
-        sources = {txn_id: source for source, txn_ids in self._named_out.items() for txn_id in txn_ids}
-        state.named = {txn_id: (sources[txn_id], named) for txn_id, named in self._named.items()}
+        state.named = dict(self._named)
         state.tainted_in = self._tainted_in
 
     def recompute_all(self) -> None:
@@ -364,19 +364,30 @@ class AccountTrail:
     ) -> None:
         """A transfer out of ``source``: its record (None: not out of here any more) and the reports naming it."""
         self._outgoing.put(source, txn_id, _marked(record, named), new)
-        was_named = txn_id in self._named
+        known = self._named.get(txn_id)
+        if known is not None and known[0] != source and record is not None:
+            # A transfer has one record, so it is no longer out of the account named before. A resolver takes
+            # that one back first, but one replaying after a crash, in another order, may never send the take-back.
+            self._outgoing.put(known[0], txn_id, None, False)
+            self._unname(txn_id)
+            known = None
         if named:
-            self._named[txn_id] = named
+            self._named[txn_id] = (source, named)
             self._named_out.setdefault(source, set()).add(txn_id)
-        elif was_named:
-            del self._named[txn_id]
-            _discard(self._named_out, source, txn_id)
-        if named or was_named:
             self._dirty.add(source)
             if self._log is not None:
-                self._log.named(txn_id, (source, named) if named else None)
+                self._log.named(txn_id, (source, named))
+        elif known is not None and known[0] == source:
+            self._unname(txn_id)
         elif source in self._allocations:
             self._touch(source, record, new, out=True)
+
+    def _unname(self, txn_id: str) -> None:
+        source, _ = self._named.pop(txn_id)
+        _discard(self._named_out, source, txn_id)
+        self._dirty.add(source)
+        if self._log is not None:
+            self._log.named(txn_id, None)
 
     def incoming(
         self, target: AccountKey, txn_id: str, record: Record | None, named: frozenset[str], new: bool
@@ -533,8 +544,9 @@ class AccountTrail:
             allocation.moved_on[currency] = allocation.moved_on.get(currency, 0) + taken
         if target[0] == CASH:
             return  # withdrawn: the money it drew has left the banking system
-        named = self._named.get(txn_id)
-        if named is not None:
+        known = self._named.get(txn_id)
+        if known is not None:
+            named = known[1]
             step: Step = (txn_id, 0, account, target, at_ms, currency, amount)
             pieces = [(part, reports | named, (*path, step)) for part, reports, path in drawn]
             if amount > taken:

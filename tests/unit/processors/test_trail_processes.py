@@ -24,7 +24,7 @@ from pipeline.trail_host import TrailHost, retrace_holdings
 from pipeline.trail_messages import decode_holdings, decode_messages, encode_messages
 from pipeline.trail_store import Change, RocksStores
 from processors.freeze_orders import FreezeOrder
-from processors.money_trail import Holding, HoldingTrace, MoneyTrail, TrailPartition
+from processors.money_trail import OUT, Holding, HoldingTrace, MoneyTrail, TrailPartition
 from processors.records import Report, Transfer
 from processors.trace_reference import trace_reference
 from processors.trail_view import TrailView
@@ -409,6 +409,29 @@ def test_an_adopted_partition_takes_back_what_its_crashed_owner_published_and_se
     assert trace_reference([corrected], [paid, onward], TRACE) == {}
     assert cluster.holdings() == {}
     assert cluster.view.holdings() == {}
+
+
+def test_a_partition_told_a_transfer_is_out_of_another_account_forgets_the_account_named_before() -> None:
+    """Found by the crash property above (3 processes, 5 partitions). Before its crash, the resolver of ``shared``
+    told the mules' partition that the feed's transfer out of mule 0 was named by a report. Back at a checkpoint from
+    before the feed had it, its replay told the report's own copy, out of mule 1 (same partition), took it back when
+    the correction withdrew it, and told the feed's record again, unnamed: a transfer has one record, so the first
+    message already means mule 0's transfer is no longer the named one, and mule 4 must hold nothing."""
+    mule_0, mule_1, mule_4, collector = (("bank", "KBANK", f"mule-{n}") for n in (0, 1, 4, 3))
+    fed = (60_000, mule_0, mule_4, 1_000, "THB", "shared", True)
+    copy_of_report = (50_000, mule_1, collector, 2_000, "USD", "shared", True)
+    trail = MoneyTrail(TRACE)  # one process owning every partition: the replayed messages are all it gets
+    trail.receive(0, [(OUT, mule_0, "shared", fed, frozenset({"r1"}), False)])
+    assert trail.retrace()[(mule_4, "THB")] is not None
+
+    trail.receive(0, [
+        (OUT, mule_1, "shared", copy_of_report, frozenset({"r1"}), False),
+        (OUT, mule_1, "shared", None, frozenset(), False),
+        (OUT, mule_0, "shared", (*fed[:6], False), frozenset(), True),
+    ])  # fmt: skip
+
+    assert trail.retrace() == {(mule_4, "THB"): None}
+    assert trail.holdings() == {}
 
 
 def test_the_runs_hand_over_and_crash_as_they_claim() -> None:
