@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from pipeline.errors import MessageTooLargeError
 from processors.freeze_orders import FreezeOrder
 from processors.money_trail import TrailStep
-from processors.records import AccountKey, account_label
+from processors.records import AccountKey
 from processors.release import Grant, ReleaseDecision
 from processors.telecom import SuspensionOrder, WarningOrder
 from schemas.actions import DeadLetter, FreezeAction, ReleaseAnswer, SuspensionAction, VictimWarning
@@ -158,7 +158,8 @@ def freeze_action_payload(order: FreezeOrder, limits: ActionLimits) -> dict[str,
 def encode_freeze_action(
     order: FreezeOrder, signer: Signer, limits: ActionLimits, view: Callable[[dict[str, Any]], dict[str, Any]] = dict
 ) -> tuple[bytes, bytes]:
-    """(key, value): keyed by target so every version of an order lands on one partition, in order.
+    """(key, value): keyed by ``action_id``, so every version of an order lands on one partition, in order, and
+    compaction keeps the latest version of each action (a target holding money in two currencies has two).
 
     ``view`` shapes the action for its reader before it is signed: the shared topic's is the action
     itself; the addressee's copy (``pipeline.partners.addressee_freeze_view``) differs, and so
@@ -169,7 +170,7 @@ def encode_freeze_action(
         limits,
         f"freeze action {order.action_id} version {order.version}",
     )
-    return account_label(order.target).encode(), value
+    return order.action_id.encode(), value
 
 
 def restore_freeze_order(raw: bytes) -> FreezeOrder:

@@ -84,7 +84,7 @@ BANK_TRANSACTIONS = TopicSpec(
 FREEZE_ACTIONS = TopicSpec(
     "freeze-actions",
     "out",
-    "target `kind:institution:account`",
+    "action_id",
     3,
     30 * DAY_MS,
     FreezeAction,

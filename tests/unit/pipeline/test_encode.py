@@ -24,7 +24,7 @@ from pipeline.encode import (
 from pipeline.errors import MessageTooLargeError
 from pipeline.interception import Interception
 from pipeline.settings import Settings
-from processors.freeze_orders import FreezeOrder
+from processors.freeze_orders import FreezeOrder, freeze_action_id
 from processors.money_trail import TrailStep, evidence_digest
 from processors.records import AccountKey
 from processors.telecom import SuspensionOrder, WarningOrder, suspension_digest, warning_digest
@@ -66,7 +66,7 @@ def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() 
     for order in orders:
         key, value = encode_freeze_action(order, SIGNER, LIMITS)
         action = FreezeAction.model_validate_json(value)
-        assert key == f"{order.target[0]}:{order.target[1]}:{order.target[2]}".encode()
+        assert key == order.action_id.encode()  # compaction keeps the latest version of each action
         restored = restore_freeze_order(value)
         assert (restored.action_id, restored.version, restored.fingerprint) == (
             order.action_id,
@@ -78,6 +78,15 @@ def test_a_freeze_action_reads_back_to_the_same_fingerprint_recovery_compares() 
         assert action.trail and action.trail[0].hop == 0
         assert (action.trail_steps_total, action.trail_digest) == (len(order.trail), order.evidence_digest)
         assert (action.report_ids_total, action.txn_ids_total) == (len(order.report_ids), len(order.txn_ids))
+
+
+def test_an_account_holding_money_in_two_currencies_has_two_keys_so_compaction_keeps_both_actions() -> None:
+    thb = _orders()[0]
+    usd = replace(thb, currency="USD", action_id=freeze_action_id((thb.target, "USD")))
+
+    (thb_key, _), (usd_key, _) = (encode_freeze_action(order, SIGNER, LIMITS) for order in (thb, usd))
+
+    assert thb_key != usd_key
 
 
 def test_every_emitted_action_names_the_war_rooms_key_and_verifies_with_it_alone() -> None:
