@@ -44,6 +44,7 @@ from connectors.synthetic_feed import bulk_bank_transactions
 from pipeline.app import tune_garbage_collector
 from pipeline.bench_baselines import Throughput, fill_topic, measure_bare_aiokafka, measure_naive_faust
 from pipeline.bench_durable import footprint_in_a_fresh_process, measure_restarts, measure_store_memory
+from pipeline.bench_floor import measure_keyed_floor
 from pipeline.bench_national import national_figures
 from pipeline.bench_partitioned import measure_partitioned_trail
 from pipeline.bench_retrace import (
@@ -154,6 +155,14 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     with tempfile.TemporaryDirectory() as workdir:
         naive = await measure_naive_faust(bootstrap, topic, min(NAIVE_FAUST_MESSAGES, transactions), Path(workdir))
     print(f"(c) naive faust agent    {naive.per_second:>10,.0f} tx/s", flush=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        floor = (await measure_keyed_floor(bootstrap, topic, transactions, Path(workdir))).throughput
+        unchecked = await measure_keyed_floor(bootstrap, topic, transactions, Path(workdir), checked=False)
+    print(f"(n) keyed floor loop     {floor.per_second:>10,.0f} tx/s: decode, re-key by account through the broker, "
+          "refuse redeliveries, two RocksDB rows and their changelog, nothing more (pipeline/bench_floor.py)",
+          flush=True)  # fmt: skip
+    print(f"    the same, shape only {unchecked.throughput.per_second:>10,.0f} tx/s: msgspec checks the JSON's shape, "
+          "the values go as they came", flush=True)  # fmt: skip
 
     latency_settings = settings.with_overrides(topic_prefix=f"bench-{run}-lat.", consumer_group=f"bench-{run}-lat")
     await create_topics(kafka, catalogue(0), latency_settings.topic_prefix)
@@ -176,7 +185,8 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
     memory = _bytes_per_indexed_transaction(min(transactions, 100_000), start_ms)
     print(f"    memory               {memory:,.0f} bytes per indexed transaction (trail in memory, heap)", flush=True)
     print(f"    ratios               a/b {pipeline.per_second / bare.per_second:.2f}, "
-          f"a/c {pipeline.per_second / naive.per_second:.1f}", flush=True)  # fmt: skip
+          f"a/c {pipeline.per_second / naive.per_second:.1f}, a/n {pipeline.per_second / floor.per_second:.2f}",
+          flush=True)  # fmt: skip
     case = measure_case(bench_settings, CASE_ACCOUNTS, CASE_BATCHES, CASE_TPS)
     print(f"(e) re-trace, {case.tainted:,}-account case  p50 {case.batches.p50:.1f} ms, p99 {case.batches.p99:.1f} ms "
           f"per batch of {CASE_TPS:,} new transactions out of the case", flush=True)  # fmt: skip
@@ -209,6 +219,9 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
         "latency_busy_feed_lag": round(busy.feed_lag),
         "pipeline_to_aiokafka": round(pipeline.per_second / bare.per_second, 3),
         "pipeline_to_naive_faust": round(pipeline.per_second / naive.per_second, 2),
+        "keyed_floor_tps": round(floor.per_second),
+        "keyed_floor_shape_only_tps": round(unchecked.throughput.per_second),
+        "pipeline_to_keyed_floor": round(pipeline.per_second / floor.per_second, 2),
         "bytes_per_indexed_transaction": round(memory),
         "retrace_case_batch_ms_p50": round(case.batches.p50, 1),
         "retrace_case_batch_ms_p99": round(case.batches.p99, 1),
@@ -223,13 +236,13 @@ async def _bench(settings: Settings, bootstrap: str, transactions: int) -> dict[
         "partitioned_trail_messages_per_transfer": round(spread.messages_per_transfer, 2),
     }
     with tempfile.TemporaryDirectory() as workdir:
-        spread = {
+        spread_runs = {
             (workers, keyed): await measure_spread_workers(
                 settings, bootstrap, transactions, workers, Path(workdir), keyed=keyed
             )
             for workers, keyed in ((1, True), (2, True), (2, False))
         }
-    one, two, unkeyed = spread[(1, True)], spread[(2, True)], spread[(2, False)]
+    one, two, unkeyed = spread_runs[(1, True)], spread_runs[(2, True)], spread_runs[(2, False)]
     print(f"(l) trail over {TRAIL_PARTITIONS} partitions, through the broker, the feed keyed by txn_id: 1 worker "
           f"{one.per_second:,.0f} tx/s, 2 workers {two.per_second:,.0f} tx/s together (ratio "
           f"{two.per_second / one.per_second:.2f}), {two.crossed_per_transfer:.2f} trail messages crossing per "
