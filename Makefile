@@ -6,6 +6,10 @@ INSTALLED := $(VENV)/.installed
 DURATION ?=
 OUT ?= .interceptor/simulation
 SEED ?=
+# Two pytest processes, each with its own embedded broker: the integration tests mostly wait on the broker.
+# A file's tests stay on one process. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test unit integration lint bench simulate schemas clean
@@ -26,13 +30,13 @@ run: $(INSTALLED) ## the demo: embedded broker, worker, synthetic scam feed; DUR
 	$(BIN)/interceptor demo $(if $(DURATION),--duration $(DURATION))
 
 test: lint ## lint, then the whole suite (unit and integration, against a real broker)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 unit: $(INSTALLED) ## only the fast, broker-free tests
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest $(PARALLEL) tests/unit
 
 integration: $(INSTALLED) ## only the tests against a real broker
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest $(PARALLEL) tests/integration
 
 lint: $(INSTALLED) ## ruff (bugbear, bandit, timezone rules) and mypy on the pure packages
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""One real broker for the whole integration session.
+"""One real broker for each test process (`make test` runs two, with pytest-xdist).
 
 Which broker, in order: ``KAFKA_BOOTSTRAP_SERVERS`` (an external cluster);
 ``INTERCEPTOR_TEST_BROKER=kafka-container`` (testcontainers' Apache Kafka, skipped
