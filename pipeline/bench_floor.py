@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from pipeline.broker import create_topics
 from pipeline.errors import InterceptorError
 from pipeline.kafka import connect
 from pipeline.topics import BANK_TRANSACTIONS
+from processors.money_trail import partition_of
 from processors.records import Transfer, account_label
 from schemas.decode import decode_bank_transaction
 from schemas.fast import bank_transaction_decoder
@@ -98,7 +98,7 @@ async def measure_keyed_floor(
                 if started is None:
                     started = time.perf_counter()
                 for tp, records in batches.items():
-                    loop.take(tp.topic, [record.value for record in records])
+                    loop.take(tp.topic, tp.partition, [record.value for record in records])
                 if loop.rejected:
                     raise InterceptorError(f"the floor loop's decode refused {loop.rejected:,} records of the feed")
                 deliveries = [
@@ -136,11 +136,11 @@ class _FloorLoop:
         self._rows = WriteBatch(raw_mode=True)
         self._batch_ids: set[bytes] = set()
 
-    def take(self, topic: str, values: list[bytes | None]) -> None:
+    def take(self, topic: str, partition: int, values: list[bytes | None]) -> None:
         if topic == self.feed_topic:
             self._rekey(values)
         else:
-            self._store(values)
+            self._store(partition, values)
 
     def _rekey(self, values: list[bytes | None]) -> None:
         by_partition: defaultdict[int, list[_Rekeyed]] = defaultdict(list)
@@ -149,7 +149,7 @@ class _FloorLoop:
             if transfer is None:
                 self.rejected += 1
             else:
-                by_partition[zlib.crc32(transfer[1].encode()) % self.partitions].append(transfer)
+                by_partition[partition_of(transfer[1], self.partitions)].append(transfer)
         self.rekeyed.extend(_chunked(by_partition))
 
     @staticmethod
@@ -176,8 +176,9 @@ class _FloorLoop:
             wire.executed_at,  # ISO 8601 text: ordered as the time is, within one offset
         )
 
-    def _store(self, values: list[bytes | None]) -> None:
-        rows: defaultdict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+    def _store(self, partition: int, values: list[bytes | None]) -> None:
+        """Transfers re-keyed to ``partition`` of the repartition topic: their account's, so its changelog's too."""
+        rows: list[tuple[bytes, bytes]] = []
         get = self.db.get
         for raw in values:
             for txn_id, source, target, amount, currency, at in _decode(raw or b"[]"):
@@ -188,16 +189,13 @@ class _FloorLoop:
                 self._batch_ids.add(by_id)
                 when = at.to_bytes(8, "big") if type(at) is int else at.encode()
                 row = b"\x00".join((b"T" + source.encode(), when, by_id))  # by_id, last, holds no NUL
-                value = _encode((target, amount, currency))
-                partition = zlib.crc32(source.encode()) % self.partitions
-                rows[partition].append((row, value))
-                rows[partition].append((by_id, b""))
+                rows.append((row, _encode((target, amount, currency))))
+                rows.append((by_id, b""))
                 self.stored += 1
-        for partition_rows in rows.values():
-            for key, value in partition_rows:
-                self._rows.put(key, value)
-            self.changelog_rows += len(partition_rows)
-        self.changelog.extend(_chunked(rows))
+        for key, value in rows:
+            self._rows.put(key, value)
+        self.changelog_rows += len(rows)
+        self.changelog.extend(_chunked({partition: rows}))
 
     def write(self) -> None:
         """After the commit: the store then reflects what the committed offsets say was taken."""
